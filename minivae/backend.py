@@ -1,0 +1,241 @@
+"""The array backend: the only module that imports NumPy or CuPy.
+
+Everything else reaches arrays through this module:
+
+    from minivae import backend as B
+    B.xp.exp(a)          # the current array module (numpy or cupy)
+    B.rng().normal(...)  # the seeded random generator of the current device
+    B.to_numpy(a)        # a host copy, whatever the device
+
+The device is "cpu" (NumPy) unless ``MINIVAE_DEVICE=gpu`` is set or
+``set_device("gpu")`` is called; ``set_device`` also works as a context
+manager. Asking for the GPU without CuPy or without a CUDA device raises an
+error that says which is missing: there is no silent fallback. Importing
+minivae on the CPU never imports CuPy.
+
+The default floating dtype is float32; ``set_default_dtype("float64")`` (also a
+context manager) switches it, which is what gradient checks do.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy
+
+DEVICES = ("cpu", "gpu")
+DTYPES = ("float32", "float64")
+
+_cupy = None  # the cupy module, imported on first use of the gpu
+
+
+def _import_cupy():
+    """Import CuPy and check that a CUDA device is present, with a clear error otherwise."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy  # noqa: PLC0415 (imported only when the gpu is asked for)
+    except ImportError as err:
+        raise RuntimeError(
+            "device 'gpu' needs CuPy, which is not installed. Install the gpu extra "
+            "(pip install 'minivae[gpu]', a CuPy wheel for CUDA 12) or pick the cpu with "
+            "MINIVAE_DEVICE=cpu."
+        ) from err
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDA driver missing or broken
+        raise RuntimeError(
+            f"device 'gpu' needs a CUDA device, but CUDA could not be used ({err}). "
+            "Check the NVIDIA driver (nvidia-smi), or pick the cpu with MINIVAE_DEVICE=cpu."
+        ) from err
+    if count == 0:
+        raise RuntimeError(
+            "device 'gpu' needs a CUDA device, but CuPy found none. "
+            "Pick the cpu with MINIVAE_DEVICE=cpu."
+        )
+    _cupy = cupy
+    return cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device (never raises)."""
+    try:
+        _import_cupy()
+    except RuntimeError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- state
+
+xp = numpy  # the current array module; read it as B.xp, never "from ... import xp"
+device = "cpu"
+default_dtype = numpy.float32
+_rngs: dict[str, object] = {}
+_seed: int | None = None
+
+
+class _Restore:
+    """Returned by set_device / set_default_dtype: a no-op, or a context manager that undoes it."""
+
+    def __init__(self, undo):
+        self._undo = undo
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._undo()
+        return False
+
+
+def set_device(name: str) -> _Restore:
+    """Select "cpu" (NumPy) or "gpu" (CuPy); usable plainly or as ``with set_device("gpu"):``."""
+    global xp, device
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
+    previous = device
+    if name == "gpu":
+        xp = _import_cupy()
+    else:
+        xp = numpy
+    device = name
+    return _Restore(lambda: set_device(previous))
+
+
+def get_device() -> str:
+    return device
+
+
+def set_default_dtype(name) -> _Restore:
+    """Select float32 (default) or float64; usable plainly or as a context manager."""
+    global default_dtype
+    key = numpy.dtype(name).name
+    if key not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}")
+    previous = default_dtype
+    default_dtype = numpy.dtype(key).type
+    return _Restore(lambda: set_default_dtype(previous))
+
+
+def get_default_dtype():
+    return default_dtype
+
+
+# ----------------------------------------------------------------------------- randomness
+
+def manual_seed(seed: int) -> None:
+    """Seed the random generators of every device (the gpu one is made when first used)."""
+    global _seed
+    _seed = int(seed)
+    _rngs.clear()
+
+
+def rng():
+    """The random generator of the current device (numpy.random.Generator or cupy's)."""
+    gen = _rngs.get(device)
+    if gen is None:
+        seed = _seed if _seed is not None else None
+        if device == "gpu":
+            gen = _cupy.random.default_rng(seed)
+        else:
+            gen = numpy.random.default_rng(seed)
+        _rngs[device] = gen
+    return gen
+
+
+def get_rng_state() -> dict:
+    """The cpu generator's state as a plain dict (JSON-serialisable), for checkpoints."""
+    return rng_on_cpu().bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    rng_on_cpu().bit_generator.state = state
+
+
+def rng_on_cpu():
+    gen = _rngs.get("cpu")
+    if gen is None:
+        gen = numpy.random.default_rng(_seed)
+        _rngs["cpu"] = gen
+    return gen
+
+
+# ----------------------------------------------------------------------------- arrays
+
+def is_array(a) -> bool:
+    """True for an array of the current device's module."""
+    return isinstance(a, xp.ndarray)
+
+
+def array_device(a) -> str:
+    """'cpu' for a NumPy array, 'gpu' for a CuPy one, None for anything else."""
+    if isinstance(a, numpy.ndarray):
+        return "cpu"
+    if _cupy is not None and isinstance(a, _cupy.ndarray):
+        return "gpu"
+    mod = type(a).__module__
+    if mod.startswith("cupy"):
+        return "gpu"
+    return None
+
+
+def asarray(a, dtype=None):
+    """An array of the current device; Python floats and float lists take the default dtype."""
+    if dtype is None and not hasattr(a, "dtype"):
+        probe = numpy.asarray(a)
+        dtype = default_dtype if probe.dtype.kind in "fiub" else None
+        a = probe
+    return xp.asarray(a, dtype=dtype)
+
+
+def to_numpy(a):
+    """A NumPy copy (or view) of an array from any device."""
+    if isinstance(a, numpy.ndarray):
+        return a
+    if hasattr(a, "get"):
+        return a.get()
+    if hasattr(a, "data") and not isinstance(a, (list, tuple)):  # a Tensor
+        return to_numpy(a.data)
+    return numpy.asarray(a)
+
+
+def from_numpy(a, dtype=None):
+    """Move a NumPy array to the current device (a no-op on the cpu)."""
+    return xp.asarray(a, dtype=dtype)
+
+
+def scatter_add(target, index, values):
+    """target[index] += values, adding repeated indices (numpy.add.at or cupyx's scatter_add)."""
+    if device == "gpu":
+        import cupyx  # noqa: PLC0415
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        numpy.add.at(target, index, values)
+    return target
+
+
+def synchronize() -> None:
+    """Wait for the gpu to finish queued work (for timing); nothing on the cpu."""
+    if device == "gpu":
+        _cupy.cuda.Stream.null.synchronize()
+
+
+# numerical constants shared by the stable formulas
+LOG_2PI = float(numpy.log(2.0 * numpy.pi))
+inf = numpy.inf
+pi = numpy.pi
+
+# numpy names used by modules that must not import numpy themselves (host-side code)
+np = numpy
+
+
+_env_device = os.environ.get("MINIVAE_DEVICE", "cpu").strip().lower() or "cpu"
+if _env_device not in DEVICES:
+    raise ValueError(
+        f"MINIVAE_DEVICE={_env_device!r} is not a device: choose one of {', '.join(DEVICES)}"
+    )
+if _env_device != "cpu":
+    set_device(_env_device)

@@ -1,0 +1,33 @@
+"""Every op of the engine, one family per file; each forward sits beside its backward.
+
+``OPS`` names every differentiable op function; the test catalogue must cover all of them.
+"""
+
+from minivae.ops.binary import add, broadcast_shapes, div, mul, sub, unbroadcast
+from minivae.ops.elementwise import (
+    exp,
+    leaky_relu,
+    log,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    softplus,
+    sqrt,
+    tanh,
+)
+from minivae.ops.losses import bernoulli_log_prob, cross_entropy, gaussian_log_prob
+from minivae.ops.matmul import linear, matmul
+from minivae.ops.reduce import log_softmax, logsumexp, max, mean, softmax, sum
+from minivae.ops.shape import concatenate, getitem, reshape, stack, transpose
+
+OPS = (
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt",
+    "relu", "leaky_relu", "tanh", "sigmoid", "softplus",
+    "sum", "mean", "max", "logsumexp", "log_softmax", "softmax",
+    "reshape", "transpose", "getitem", "concatenate", "stack",
+    "matmul", "linear",
+    "bernoulli_log_prob", "gaussian_log_prob", "cross_entropy",
+)  # fmt: skip
+
+__all__ = [*OPS, "OPS", "unbroadcast", "broadcast_shapes"]

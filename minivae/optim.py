@@ -1,0 +1,148 @@
+"""Optimizers that update parameters in place: SGD (momentum), Adam, Adagrad; gradient clipping.
+
+Gradients are read, never written: a gradient array may be shared by several
+parameters (``a + b`` hands both the same array), so clipping makes new ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minivae import backend as B
+
+
+class Optimizer:
+    """Holds the parameters and a per-parameter state; ``step`` updates, ``zero_grad`` clears."""
+
+    def __init__(self, params, lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got no parameters to optimize")
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
+        self.lr = lr
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.steps += 1
+        for k, p in enumerate(self.params):
+            if p.grad is not None:
+                self.update(k, p.data, p.grad)
+
+    def update(self, k: int, w, g) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- state for checkpoints: {name: NumPy array} plus numbers ------------------
+    def state_arrays(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        state = {f"state.{key}": B.to_numpy(a).copy() for key, a in self.state_arrays().items()}
+        state["steps"] = B.np.asarray(self.steps)
+        state["lr"] = B.np.asarray(self.lr)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        own = self.state_arrays()
+        for key, a in own.items():
+            value = state.get(f"state.{key}")
+            if value is None or value.shape != a.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: state.{key} is missing or has the "
+                    f"wrong shape (expected {a.shape}); the optimizer state is from another model"
+                )
+        for key, a in own.items():
+            a[...] = B.from_numpy(state[f"state.{key}"], dtype=a.dtype)
+        self.steps = int(state["steps"])
+        self.lr = float(state["lr"])
+
+
+class SGD(Optimizer):
+    """w <- w - lr * v with v <- momentum * v + g (plain SGD when momentum = 0)."""
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0):
+        super().__init__(params, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.velocity = [B.xp.zeros_like(p.data) for p in self.params] if momentum else []
+
+    def update(self, k, w, g):
+        if self.momentum:
+            v = self.velocity[k]
+            v *= self.momentum
+            v += g
+            g = v
+        w -= self.lr * g
+
+    def state_arrays(self):
+        return {f"velocity.{k}": v for k, v in enumerate(self.velocity)}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015): w <- w - lr * m_hat / (sqrt(v_hat) + eps), bias-corrected moments."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
+        self.b1, self.b2, self.eps = b1, b2, eps
+        self.m = [B.xp.zeros_like(p.data) for p in self.params]
+        self.v = [B.xp.zeros_like(p.data) for p in self.params]
+
+    def update(self, k, w, g):
+        b1, b2 = self.b1, self.b2
+        m, v = self.m[k], self.v[k]
+        m *= b1
+        m += (1.0 - b1) * g  # m <- b1 m + (1 - b1) g
+        v *= b2
+        v += (1.0 - b2) * (g * g)  # v <- b2 v + (1 - b2) g^2
+        bc1 = 1.0 - b1**self.steps
+        bc2 = 1.0 - b2**self.steps
+        denom = B.xp.sqrt(v)
+        denom /= math.sqrt(bc2)
+        denom += self.eps  # sqrt(v_hat) + eps
+        w -= (self.lr / bc1) * m / denom  # lr * m_hat / (sqrt(v_hat) + eps)
+
+    def state_arrays(self):
+        state = {f"m.{k}": m for k, m in enumerate(self.m)}
+        state.update({f"v.{k}": v for k, v in enumerate(self.v)})
+        return state
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011), as Kingma & Welling used: w <- w - lr * g / (sqrt(sum g^2) + eps)."""
+
+    def __init__(self, params, lr: float = 0.01, eps: float = 1e-10):
+        super().__init__(params, lr)
+        self.eps = eps
+        self.sum_sq = [B.xp.zeros_like(p.data) for p in self.params]
+
+    def update(self, k, w, g):
+        s = self.sum_sq[k]
+        s += g * g
+        w -= self.lr * g / (B.xp.sqrt(s) + self.eps)
+
+    def state_arrays(self):
+        return {f"sum_sq.{k}": s for k, s in enumerate(self.sum_sq)}
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before."""
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
+    grads = [p for p in params if p.grad is not None]
+    total = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in grads))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-12)
+        for p in grads:
+            p.grad = p.grad * scale  # a new array: gradients may be shared
+    return total
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad}

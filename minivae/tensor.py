@@ -1,0 +1,382 @@
+"""Tensors, the Function pattern, and the backward graph walk.
+
+A ``Tensor`` wraps a backend array. An op is a ``Function`` subclass whose
+``forward`` works on raw arrays and whose ``backward`` returns one gradient per
+input, in order (``None`` where an input needs none). ``Function.apply`` runs
+the forward and, when gradients are wanted, records the op on its output.
+
+``Tensor.backward`` sorts the graph topologically without recursion (so a
+10,000-op chain works), walks it in reverse, adds gradients where a tensor fans
+out, checks that every gradient has its input's shape (naming the op if not),
+and keeps gradients only on leaves that asked for them.
+"""
+
+from __future__ import annotations
+
+from minivae import backend as B
+
+# ----------------------------------------------------------------------------- global switches
+
+_grad_enabled = True
+_anomaly = False
+
+
+class no_grad:
+    """Context manager (and decorator) that records no graph: for evaluation and updates."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        wrapped.__name__ = fn.__name__
+        wrapped.__doc__ = fn.__doc__
+        return wrapped
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class detect_anomaly:
+    """Opt-in check after every forward and backward: the first op to make NaN or Inf raises.
+
+    ``with detect_anomaly(): loss.backward()`` (or ``set_detect_anomaly(True)``).
+    It costs a scan of every array, so it is off by default.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def __enter__(self):
+        global _anomaly
+        self._prev = _anomaly
+        _anomaly = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        global _anomaly
+        _anomaly = self._prev
+        return False
+
+
+def set_detect_anomaly(enabled: bool) -> None:
+    global _anomaly
+    _anomaly = bool(enabled)
+
+
+class AnomalyError(FloatingPointError):
+    """Raised in anomaly mode by the first op whose forward or backward is not finite."""
+
+
+def _check_finite(array, what: str) -> None:
+    if array is not None and not bool(B.xp.isfinite(array).all()):
+        n_nan = int(B.xp.isnan(array).sum())
+        n_inf = int(B.xp.isinf(array).sum())
+        raise AnomalyError(f"{what} produced {n_nan} NaN and {n_inf} Inf values (shape {array.shape})")
+
+
+# ----------------------------------------------------------------------------- Tensor
+
+
+def _check_device(data, where: str):
+    dev = B.array_device(data)
+    if dev is not None and dev != B.device:
+        raise TypeError(
+            f"{where}: got a {'CuPy' if dev == 'gpu' else 'NumPy'} array, but the current device "
+            f"is {B.device!r} ({'CuPy' if B.device == 'gpu' else 'NumPy'}). Move it with "
+            "minivae.backend.from_numpy / to_numpy, or select the matching device."
+        )
+
+
+class Tensor:
+    """An array with an optional gradient and the op that made it."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        elif B.array_device(data) is None:
+            data = B.asarray(data)
+        else:
+            _check_device(data, "Tensor")
+        self.data = data
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx: Function | None = None
+        self.name = name
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating tensors can require gradients, got dtype {data.dtype}")
+
+    # --- array-like properties -------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        op = f", op={type(self._ctx).__name__}" if self._ctx is not None else ""
+        return f"Tensor({B.to_numpy(self.data)!r}{grad}{op})"
+
+    def numpy(self):
+        """A NumPy copy of the data (from any device)."""
+        return B.to_numpy(self.data)
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # --- backward ---------------------------------------------------------------
+    def backward(self, grad=None) -> None:
+        """Backpropagate from this tensor; a non-scalar needs ``grad`` (d loss / d self)."""
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require gradients: no input of the "
+                "computation had requires_grad=True (or it ran under no_grad)."
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a non-scalar tensor of shape {self.shape} needs a gradient "
+                    "argument of that shape; reduce it first (for example loss.sum() or .mean())."
+                )
+            grad = B.xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else B.asarray(grad, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"backward(): gradient of shape {grad.shape} for a tensor of shape {self.shape}"
+                )
+        grads = {id(self): grad}
+        for node in _topological_order(self):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            ctx = node._ctx
+            if ctx is None:  # a leaf: keep its gradient
+                node.grad = g if node.grad is None else node.grad + g
+                continue
+            in_grads = ctx.backward(g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            if _anomaly:
+                for k, ig in enumerate(in_grads):
+                    _check_finite(ig, f"backward of {type(ctx).__name__} (input {k})")
+            for k, (parent, pg) in enumerate(zip(ctx.parents, in_grads)):
+                if pg is None or not parent.requires_grad:
+                    continue
+                if pg.shape != parent.data.shape:
+                    raise RuntimeError(
+                        f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
+                        f"for input {k} of shape {parent.data.shape}"
+                    )
+                key = id(parent)
+                prev = grads.get(key)
+                grads[key] = pg if prev is None else prev + pg
+
+    # --- operators (defined in minivae.ops, bound below) --------------------------
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    def __pow__(self, exponent):
+        return _ops().pow(self, exponent)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def sum(self, axis=None, keepdims=False):
+        return _ops().sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops().max(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops().reshape(self, shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops().transpose(self, axes or None)
+
+    def exp(self):
+        return _ops().exp(self)
+
+    def log(self):
+        return _ops().log(self)
+
+    def sqrt(self):
+        return _ops().sqrt(self)
+
+    def relu(self):
+        return _ops().relu(self)
+
+    def tanh(self):
+        return _ops().tanh(self)
+
+    def sigmoid(self):
+        return _ops().sigmoid(self)
+
+
+def _ops():
+    import minivae.ops as ops  # noqa: PLC0415 (ops import this module)
+
+    return ops
+
+
+def _topological_order(root: Tensor) -> list:
+    """Nodes from the root back to the leaves, each after every node that uses it (iterative DFS)."""
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            for parent in ctx.parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    order.reverse()  # post-order reversed: root first
+    return order
+
+
+def as_tensor(x) -> Tensor:
+    """A Tensor as it is, or a constant Tensor around an array or a number."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ----------------------------------------------------------------------------- Function
+
+
+class Function:
+    """One op: ``forward(*arrays, **options)`` and ``backward(grad_out)`` side by side.
+
+    In ``forward``, save on ``self`` what ``backward`` needs. ``backward`` returns a
+    tuple with one gradient per input (``None`` where ``self.needs_input_grad[k]``
+    is False, to skip the work).
+    """
+
+    __slots__ = ("parents", "needs_input_grad", "__dict__")
+
+    def forward(self, *arrays, **options):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad_out):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **options) -> Tensor:
+        ref = next((x for x in inputs if isinstance(x, Tensor)), None)
+        tensors = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if B.array_device(x.data) != B.device:
+                    _check_device(x.data, cls.__name__)
+                tensors.append(x)
+            elif B.array_device(x) is not None:
+                _check_device(x, cls.__name__)
+                tensors.append(Tensor(x))
+            else:  # a Python number or list: a constant of the first tensor's dtype
+                dtype = ref.data.dtype if ref is not None else None
+                tensors.append(Tensor(B.asarray(x, dtype=dtype)))
+        fn = cls()
+        needs = tuple(t.requires_grad for t in tensors)
+        fn.needs_input_grad = needs
+        out_data = fn.forward(*[t.data for t in tensors], **options)
+        if _anomaly:
+            _check_finite(out_data, f"forward of {cls.__name__}")
+        out = Tensor.__new__(Tensor)
+        out.data = out_data
+        out.grad = None
+        out.name = None
+        if _grad_enabled and any(needs):
+            out.requires_grad = True
+            fn.parents = tensors
+            out._ctx = fn
+        else:
+            out.requires_grad = False
+            out._ctx = None
+        return out
