@@ -1,0 +1,7 @@
+"""``python -m minivae`` is the ``minivae`` command."""
+
+import sys
+
+from minivae.cli import main
+
+sys.exit(main())

@@ -1,0 +1,340 @@
+"""The ``minivae`` command: train, eval, sample, datasets, download.
+
+    minivae train vae --dataset mnist --latent 20 --epochs 10
+    minivae eval runs/vae/checkpoint.npz --nll-samples 5000
+    minivae sample runs/cvae/checkpoint.npz -n 64 --label 3
+    minivae datasets
+    minivae download mnist
+
+Each run writes under runs/<name>/ (config.json, metrics.jsonl, checkpoint.npz,
+figures) and prints where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from minivae import backend as B
+
+
+def _sizes(text: str) -> list:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like '400' or '500,500', got {text!r}")
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
+    return sizes
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _add_device(p):
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None,
+                   help="cpu (NumPy) or gpu (CuPy); default: $MINIVAE_DEVICE or cpu")  # fmt: skip
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating-point precision (default float32)")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from minivae.data import DATASETS  # noqa: PLC0415
+    from minivae.models import MODELS  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="minivae",
+        description="Variational autoencoders from scratch: train, evaluate and sample.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a model and write runs/<name>/",
+                       description="Train an autoencoder, VAE, conditional VAE or M2.")  # fmt: skip
+    t.add_argument("model", choices=sorted(MODELS), help="ae, vae, cvae or m2 (semi-supervised)")
+    t.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default mnist)")
+    t.add_argument("--latent", type=_positive_int, default=20, help="latent size (default 20)")
+    t.add_argument("--hidden", type=_sizes, default=[400],
+                   help="hidden layer sizes, comma-separated (default 400)")  # fmt: skip
+    t.add_argument("--activation", default="relu",
+                   choices=("relu", "leaky_relu", "tanh", "softplus", "sigmoid"),
+                   help="hidden activation (default relu)")  # fmt: skip
+    t.add_argument("--likelihood", default="bernoulli", choices=("bernoulli", "gaussian"),
+                   help="decoder likelihood (default bernoulli; ae uses mse for gaussian)")  # fmt: skip
+    t.add_argument("--sigma", type=float, default=None,
+                   help="fixed decoder sigma for --likelihood gaussian (default: learned)")  # fmt: skip
+    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default 1)")
+    t.add_argument("--samples", type=_positive_int, default=1,
+                   help="Monte-Carlo samples L of z per example (default 1)")  # fmt: skip
+    t.add_argument("--alpha", type=float, default=None,
+                   help="m2: weight of the classification term (default 0.1 N / N_labelled)")  # fmt: skip
+    t.add_argument("--labels", type=_positive_int, default=100,
+                   help="m2: number of class-balanced labelled examples (default 100)")  # fmt: skip
+    t.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
+    t.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
+    t.add_argument("--optimizer", default="adam", choices=("adam", "adagrad", "sgd"),
+                   help="optimizer (default adam)")  # fmt: skip
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    t.add_argument("--lr-schedule", default="constant", choices=("constant", "exponential", "cosine"),
+                   help="learning-rate schedule (default constant)")  # fmt: skip
+    t.add_argument("--lr-decay", type=float, default=1.0,
+                   help="per-epoch factor for --lr-schedule exponential")  # fmt: skip
+    t.add_argument("--kl-warmup", type=float, default=0.0,
+                   help="epochs over which the KL weight rises from 0 to 1 (default 0: none)")  # fmt: skip
+    t.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm to this")
+    t.add_argument("--binarize", default="dynamic", choices=("dynamic", "fixed", "none"),
+                   help="binarization of the pixels (default dynamic: redrawn each epoch)")  # fmt: skip
+    t.add_argument("--n-val", type=int, default=10000,
+                   help="training examples held out for validation (default 10000)")  # fmt: skip
+    t.add_argument("--limit-train", type=_positive_int, default=None,
+                   help="use only the first N training examples (for quick runs)")  # fmt: skip
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--name", default=None, help="run name (default: <model>-<dataset>)")
+    t.add_argument("--out", default="runs", help="folder that holds the runs (default runs)")
+    t.add_argument("--resume", action="store_true", help="continue from runs/<name>/checkpoint.npz")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--nll-samples", type=int, default=0,
+                   help="after training, importance-sampled test NLL with K samples (default 0: skip)")  # fmt: skip
+    _add_device(t)
+
+    e = sub.add_parser("eval", help="test ELBO, importance-sampled NLL, M2 error",
+                       description="Evaluate a checkpoint on a test set.")  # fmt: skip
+    e.add_argument("checkpoint", help="path to a checkpoint.npz")
+    e.add_argument("--nll-samples", type=_positive_int, default=5000,
+                   help="importance samples K for log p(x) (default 5000)")  # fmt: skip
+    e.add_argument("--dataset", default=None, choices=DATASETS,
+                   help="dataset (default: the one it was trained on)")  # fmt: skip
+    e.add_argument("--split", default="test", choices=("train", "test"), help="split (default test)")
+    e.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first N only")
+    e.add_argument("--batch-size", type=_positive_int, default=100,
+                   help="examples per importance-sampling batch (default 100)")  # fmt: skip
+    e.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_device(e)
+
+    s = sub.add_parser("sample", help="decode samples from the prior into an image grid",
+                       description="Draw samples from a trained model.")  # fmt: skip
+    s.add_argument("checkpoint", help="path to a checkpoint.npz")
+    s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
+    s.add_argument("--label", type=int, default=None, help="cvae/m2: class to generate")
+    s.add_argument("--out", default=None, help="PNG path (default: beside the checkpoint)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_device(s)
+
+    sub.add_parser("datasets", help="list the datasets and where their files are",
+                   description="List datasets and locate their files.")  # fmt: skip
+
+    d = sub.add_parser("download", help="download a dataset into the user cache",
+                       description="Download a dataset, verify its SHA-256, store it atomically.")  # fmt: skip
+    d.add_argument("name", choices=[n for n in DATASETS if n in ("mnist", "fashion-mnist")],
+                   help="dataset to download")  # fmt: skip
+    return parser
+
+
+def _model_config(args) -> dict:
+    from minivae.data import dataset_info  # noqa: PLC0415
+
+    info = dataset_info(args.dataset)
+    config = {"kind": args.model, "x_dim": info["x_dim"], "hidden": list(args.hidden),
+              "latent": args.latent, "activation": args.activation}  # fmt: skip
+    if args.model == "ae":
+        config["likelihood"] = "bernoulli" if args.likelihood == "bernoulli" else "mse"
+        return config
+    config.update({"likelihood": args.likelihood, "beta": args.beta, "n_samples": args.samples})
+    if args.likelihood == "gaussian":
+        config.update({"sigma": args.sigma, "learned_sigma": args.sigma is None})
+    if args.model in ("cvae", "m2"):
+        config["n_classes"] = info["n_classes"]
+    if args.model == "m2" and args.alpha is not None:
+        config["alpha"] = args.alpha
+    return config
+
+
+def _select_device(args) -> None:
+    if args.device is not None:
+        B.set_device(args.device)
+    B.set_default_dtype(args.dtype)
+
+
+def cmd_train(args) -> int:
+    from minivae import plots  # noqa: PLC0415
+    from minivae.train import TrainConfig, train  # noqa: PLC0415
+
+    _select_device(args)
+    name = args.name or f"{args.model}-{args.dataset}"
+    out_dir = os.path.join(args.out, name)
+    config = TrainConfig(
+        model=_model_config(args), dataset=args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        lr_schedule=args.lr_schedule, lr_decay=args.lr_decay, kl_warmup_epochs=args.kl_warmup,
+        clip_grad=args.clip_grad, binarize=args.binarize, n_val=args.n_val,
+        n_labelled=args.labels, limit_train=args.limit_train, seed=args.seed,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    history = train(config, out_dir, resume=args.resume)
+    seconds = time.perf_counter() - t0
+    plots.training_curves(history, os.path.join(out_dir, "training_curves.png"),
+                          f"{args.model} on {args.dataset}: training curves")  # fmt: skip
+    _figures(os.path.join(out_dir, "checkpoint.npz"), out_dir, args.seed)
+    summary = {"run": out_dir, "epochs": len(history), "train_seconds": round(seconds, 1)}
+    summary.update({k: round(v, 3) for k, v in history[-1].items() if k.startswith("val_")})
+    if args.nll_samples:
+        summary.update(_evaluate(os.path.join(out_dir, "checkpoint.npz"), args.nll_samples,
+                                 None, "test", None, 100, args.seed))  # fmt: skip
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(json.dumps(summary))
+    print(f"wrote {out_dir}/ (config.json, metrics.jsonl, checkpoint.npz, summary.json, figures)")
+    return 0
+
+
+def _figures(ckpt: str, out_dir: str, seed: int) -> None:
+    """Reconstructions and samples from a checkpoint, for the run folder."""
+    from minivae import plots  # noqa: PLC0415
+    from minivae.checkpoint import load_model  # noqa: PLC0415
+    from minivae.data import load_dataset  # noqa: PLC0415
+    from minivae.tensor import no_grad  # noqa: PLC0415
+
+    model, meta = load_model(ckpt)
+    kind = model.config["kind"]
+    ds = load_dataset(meta["train_config"]["dataset"], "test")
+    B.manual_seed(seed)
+    with no_grad():
+        x = B.from_numpy(ds.images[:32], dtype=B.get_default_dtype())
+        y = B.from_numpy(ds.labels[:32])
+        recon = model.reconstruct(x, y) if kind == "cvae" else model.reconstruct(x)
+        plots.reconstructions(ds.images[:32], B.to_numpy(recon.data if hasattr(recon, "data") else recon),
+                              os.path.join(out_dir, "reconstructions.png"),
+                              f"{kind}: test images (top) and reconstructions (bottom)")  # fmt: skip
+        if kind == "ae":
+            return
+        if kind in ("cvae", "m2"):
+            labels = B.xp.repeat(B.xp.arange(10), 8)
+            samples = model.sample(80, labels)
+            title = f"{kind}: samples, one row per class"
+        else:
+            samples = model.sample(64)
+            title = f"{kind}: samples from the prior"
+        plots.image_grid(B.to_numpy(samples.data), os.path.join(out_dir, "samples.png"), title,
+                         ncols=8 if kind == "vae" else 8)  # fmt: skip
+
+
+def _evaluate(ckpt, k, dataset, split, limit, batch_size, seed) -> dict:
+    from minivae.checkpoint import load_model  # noqa: PLC0415
+    from minivae.data import binarize_fixed, load_dataset  # noqa: PLC0415
+    from minivae.metrics import classification_error, importance_sampled_log_likelihood  # noqa: PLC0415
+    from minivae.train import evaluate  # noqa: PLC0415
+
+    model, meta = load_model(ckpt)
+    tc = meta["train_config"]
+    ds = load_dataset(dataset or tc["dataset"], split)
+    x, y = ds.images, ds.labels
+    if limit:
+        x, y = x[:limit], y[:limit]
+    if tc.get("binarize", "dynamic") != "none":
+        x = binarize_fixed(x, seed=12345)  # the test set binarized once, the same for every model
+    B.manual_seed(seed)
+    kind = model.config["kind"]
+    t0 = time.perf_counter()
+    terms = evaluate(model, x, y if kind in ("cvae", "m2") else None)
+    out = {"test_elbo": round(terms["elbo"], 3)} if "elbo" in terms else {"test_recon": terms["recon"]}
+    if kind != "ae":
+        lls = []
+        for start in range(0, len(x), batch_size):
+            xb = B.from_numpy(x[start:start + batch_size], dtype=B.get_default_dtype())
+            yb = B.from_numpy(y[start:start + batch_size]) if kind == "cvae" else None
+            lls.append(importance_sampled_log_likelihood(model, xb, k=k, y=yb))
+        ll = B.np.concatenate(lls)
+        out[f"test_nll_k{k}"] = round(float(-ll.mean()), 3)
+    if kind == "m2":
+        out["test_error"] = round(classification_error(model, B.from_numpy(x, dtype=B.get_default_dtype()),
+                                                       B.from_numpy(y)), 4)  # fmt: skip
+    out["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    out["n_examples"] = len(x)
+    return out
+
+
+def cmd_eval(args) -> int:
+    _select_device(args)
+    out = _evaluate(args.checkpoint, args.nll_samples, args.dataset, args.split, args.limit,
+                    args.batch_size, args.seed)  # fmt: skip
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from minivae import plots  # noqa: PLC0415
+    from minivae.checkpoint import load_model  # noqa: PLC0415
+    from minivae.tensor import no_grad  # noqa: PLC0415
+
+    _select_device(args)
+    model, _ = load_model(args.checkpoint)
+    kind = model.config["kind"]
+    B.manual_seed(args.seed)
+    with no_grad():
+        if kind in ("cvae", "m2"):
+            n_classes = model.config["n_classes"]
+            if args.label is None:
+                labels = B.xp.arange(args.n) % n_classes
+            elif not 0 <= args.label < n_classes:
+                raise ValueError(f"--label must lie in [0, {n_classes}), got {args.label}")
+            else:
+                labels = B.xp.full(args.n, args.label)
+            samples = model.sample(args.n, labels)
+        elif kind == "ae":
+            raise ValueError("an autoencoder has no prior to sample from (lesson 01 shows why)")
+        else:
+            if args.label is not None:
+                raise ValueError(f"--label needs a conditional model (cvae or m2), not {kind}")
+            samples = model.sample(args.n)
+    path = args.out or os.path.join(os.path.dirname(args.checkpoint) or ".",
+                                    f"samples{'' if args.label is None else f'-{args.label}'}.png")  # fmt: skip
+    title = f"{kind}: {args.n} samples" + ("" if args.label is None else f" of class {args.label}")
+    plots.image_grid(B.to_numpy(samples.data), path, title)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from minivae.data import DATASETS, locate  # noqa: PLC0415
+
+    for name in DATASETS:
+        where = locate(name)
+        print(f"{name:24s} {where if where else 'not found (minivae download ' + name + ')'}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from minivae.data import download  # noqa: PLC0415
+
+    path = download(args.name)
+    print(f"{args.name} is in {path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
+            "datasets": cmd_datasets, "download": cmd_download}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"minivae {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
