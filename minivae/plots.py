@@ -68,6 +68,7 @@ MAX_TICK_LABELS = 11  # more labels than this along an axis and only every k-th 
 
 # ----------------------------------------------------------------------------- writing
 
+
 def _check_path(path) -> Path:
     path = Path(os.fspath(path))
     if path.suffix.lower() != ".png":
@@ -103,6 +104,7 @@ def _wrap(title: str, width_inches: float, fontsize: float = 12.0) -> str:
 
 # ----------------------------------------------------------------------------- checking input
 
+
 def _as_float_array(a, name: str, ndim=None) -> np.ndarray:
     """``a`` as a float NumPy array, with clear errors for device arrays, wrong rank, NaN or inf."""
     if type(a).__module__.startswith("cupy") or hasattr(a, "grad"):
@@ -123,7 +125,9 @@ def _as_float_array(a, name: str, ndim=None) -> np.ndarray:
         raise ValueError(f"{name} is empty (shape {arr.shape}): there is nothing to plot")
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite values: there is nothing sane to plot")
+        raise ValueError(
+            f"{name} contains {bad} NaN or infinite values: there is nothing sane to plot"
+        )
     return arr
 
 
@@ -159,6 +163,7 @@ def _check_labels(labels, count: int, name: str, what: str) -> list[str] | None:
 
 
 # ----------------------------------------------------------------------------- image grids
+
 
 def _value_range(images: np.ndarray) -> tuple[float, float, bool]:
     """(vmin, vmax, is_unit): [0, 1] when the pixels fit in it, else their own min and max."""
@@ -254,7 +259,9 @@ def image_grid(
     imgs = _as_images(images, image_shape)
     ncols = min(_count(ncols, "ncols"), len(imgs))
     nrows = math.ceil(len(imgs) / ncols)
-    rows = _check_labels(row_labels, nrows, "row_labels", f"rows ({len(imgs)} images, {ncols} per row)")
+    rows = _check_labels(
+        row_labels, nrows, "row_labels", f"rows ({len(imgs)} images, {ncols} per row)"
+    )
     cols = _check_labels(col_labels, ncols, "col_labels", "columns")
     return _draw_grid(imgs, path, title, ncols, rows, cols)
 
@@ -338,9 +345,7 @@ def latent_manifold(
     grid = manifold_grid(n, lo, hi)
     imgs = _as_images(images, image_shape)
     if len(imgs) != n * n:
-        raise ValueError(
-            f"latent_manifold needs n*n = {n * n} images for n = {n}, got {len(imgs)}"
-        )
+        raise ValueError(f"latent_manifold needs n*n = {n * n} images for n = {n}, got {len(imgs)}")
     across = [f"{v:.2f}" for v in grid[:n, 0]]
     up = [f"{v:.2f}" for v in grid[::n, 1]]
     return _draw_grid(
@@ -442,6 +447,7 @@ def interpolations(
 
 # ----------------------------------------------------------------------------- latent space
 
+
 def _class_colours(count: int):
     if count <= 10:
         return [matplotlib.colormaps["tab10"](i) for i in range(count)]
@@ -505,7 +511,9 @@ def latent_scatter(
         classes = np.unique(labels)
         for colour, c in zip(_class_colours(len(classes)), classes):
             mask = labels == c
-            ax.scatter(z[mask, 0], z[mask, 1], color=colour, label=_class_name(c, class_names), **style)
+            ax.scatter(
+                z[mask, 0], z[mask, 1], color=colour, label=_class_name(c, class_names), **style
+            )
     if show_prior:
         for radius in (1.0, 2.0):
             ax.add_patch(
@@ -594,7 +602,7 @@ def training_curves(history, path, title: str, keys=("elbo", "recon", "kl")) -> 
         lines = []
         for prefix, name, style in SPLITS:
             y = _history_column(history, f"{prefix}_{key}")
-            keep = np.isfinite(y) | True
+            keep = np.isfinite(y)
             if keep.any():
                 lines.append((name, style, epochs[keep], y[keep]))
         if not lines:
@@ -644,7 +652,9 @@ def rate_distortion(rates, distortions, labels, path, title: str) -> Path:
     if len(labels) != len(r):
         raise ValueError(f"labels has {len(labels)} entries but there are {len(r)} points")
     texts = [
-        f"β = {b:g}" if isinstance(b, (int, float, np.number)) and not isinstance(b, bool) else str(b)
+        f"β = {b:g}"
+        if isinstance(b, (int, float, np.number)) and not isinstance(b, bool)
+        else str(b)
         for b in labels
     ]
 
@@ -662,8 +672,15 @@ def rate_distortion(rates, distortions, labels, path, title: str) -> Path:
     best = int(np.argmin(r + d))
     total = float(r[best] + d[best])
     xs = np.linspace(*xlim, 50)
-    ax.plot(xs, total - xs, "--", color="tab:red", linewidth=1, zorder=2,
-            label=f"R + D = {total:.4g} nats: the best −ELBO ({texts[best]})")
+    ax.plot(
+        xs,
+        total - xs,
+        "--",
+        color="tab:red",
+        linewidth=1,
+        zorder=2,
+        label=f"R + D = {total:.4g} nats: the best −ELBO ({texts[best]})",
+    )
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_xlabel(r"rate R = KL$(q(z|x)\,\|\,p(z))$  [nats per example]")
@@ -675,6 +692,7 @@ def rate_distortion(rates, distortions, labels, path, title: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- general plots
+
 
 def _series_items(series, name: str = "series"):
     if not isinstance(series, Mapping) or len(series) == 0:
@@ -712,7 +730,9 @@ def line_plot(
             if len(value) == 3:
                 err = _as_float_array(value[2], f"err of series[{name!r}]", ndim=1)
                 if len(err) != len(y):
-                    raise ValueError(f"series[{name!r}] has {len(y)} y values but {len(err)} errors")
+                    raise ValueError(
+                        f"series[{name!r}] has {len(y)} y values but {len(err)} errors"
+                    )
         else:
             y = _as_float_array(value, f"series[{name!r}]", ndim=1)
             x = np.arange(1, len(y) + 1, dtype=float)
@@ -768,8 +788,14 @@ def histogram_plot(
     fig = _new_figure(6.4, 4.4)
     ax = fig.add_subplot()
     for name, values in data:
-        ax.hist(values, bins=edges, density=density, histtype="stepfilled", alpha=0.35,
-                label=f"{name} (n = {len(values)})")
+        ax.hist(
+            values,
+            bins=edges,
+            density=density,
+            histtype="stepfilled",
+            alpha=0.35,
+            label=f"{name} (n = {len(values)})",
+        )
         ax.hist(values, bins=edges, density=density, histtype="step", linewidth=1.2)
     if logy:
         ax.set_yscale("log")
@@ -807,12 +833,19 @@ def bar_plot(
     width = max(4.8, min(12.0, 0.6 * len(v) + 2.0))
     fig = _new_figure(width, 4.4)
     ax = fig.add_subplot()
-    bars = ax.bar(range(len(v)), v, yerr=err, capsize=3 if err is not None else 0,
-                  color="tab:blue", alpha=0.85)
+    bars = ax.bar(
+        range(len(v)),
+        v,
+        yerr=err,
+        capsize=3 if err is not None else 0,
+        color="tab:blue",
+        alpha=0.85,
+    )
     ax.bar_label(bars, labels=[f"{x:.3g}" for x in v], padding=2, fontsize=8)
     crowded = len(v) > 8 or max(map(len, names)) > 8
-    ax.set_xticks(range(len(v)), names, rotation=45 if crowded else 0,
-                  ha="right" if crowded else "center")
+    ax.set_xticks(
+        range(len(v)), names, rotation=45 if crowded else 0, ha="right" if crowded else "center"
+    )
     ax.margins(y=0.12)
     ax.axhline(0.0, color="0.3", linewidth=0.8)
     if xlabel:

@@ -20,6 +20,7 @@ Z95 = NormalDist().inv_cdf(0.95)  # ≈ 1.6449
 
 # ----------------------------------------------------------------------------- helpers
 
+
 @pytest.fixture
 def figures(monkeypatch):
     """The Figure objects handed to plots._save, in order, so tests can read their text."""
@@ -70,7 +71,11 @@ def digits(n, h=8, w=8, seed=0):
 
 HISTORY = [
     {"epoch": e, "train_elbo": -200.0 + 10 * e, "train_recon": 180.0 - 9 * e, "train_kl": 20.0 + e}
-    | ({"val_elbo": -205.0 + 10 * e, "val_recon": 184.0 - 9 * e, "val_kl": 21.0 + e} if e % 2 == 0 else {})
+    | (
+        {"val_elbo": -205.0 + 10 * e, "val_recon": 184.0 - 9 * e, "val_kl": 21.0 + e}
+        if e % 2 == 0
+        else {}
+    )
     for e in range(1, 7)
 ]
 
@@ -78,58 +83,89 @@ HISTORY = [
 # One call per kind of figure: (make(path), title, words the figure must show).
 CASES = {
     "image_grid": (
-        lambda p: plots.image_grid(digits(10).reshape(10, 64), p, "Samples", ncols=4,
-                                   image_shape=(8, 8), col_labels=list("abcd")),
-        "Samples", ["a", "d"],
+        lambda p: plots.image_grid(
+            digits(10).reshape(10, 64),
+            p,
+            "Samples",
+            ncols=4,
+            image_shape=(8, 8),
+            col_labels=list("abcd"),
+        ),
+        "Samples",
+        ["a", "d"],
     ),
     "reconstructions": (
         lambda p: plots.reconstructions(digits(6), digits(6, seed=1), p, "Recons", ncols=3),
-        "Recons", ["original", "reconstruction"],
+        "Recons",
+        ["original", "reconstruction"],
     ),
     "latent_scatter": (
         lambda p: plots.latent_scatter(
-            np.random.default_rng(0).normal(size=(60, 2)), np.arange(60) % 3, p, "Latents",
-            class_names=["zero", "one", "two"]),
-        "Latents", ["$z_0$", "$z_1$", "zero", "two", "class"],
+            np.random.default_rng(0).normal(size=(60, 2)),
+            np.arange(60) % 3,
+            p,
+            "Latents",
+            class_names=["zero", "one", "two"],
+        ),
+        "Latents",
+        ["$z_0$", "$z_1$", "zero", "two", "class"],
     ),
     "latent_manifold": (
         lambda p: plots.latent_manifold(digits(16), 4, p, "Manifold"),
-        "Manifold", [r"$z_0 = \Phi^{-1}(u_0)$", "-1.64", "1.64"],
+        "Manifold",
+        [r"$z_0 = \Phi^{-1}(u_0)$", "-1.64", "1.64"],
     ),
     "traversals": (
         lambda p: plots.traversals(digits(12), 3, 4, p, "Traversals", values=[-2, -1, 1, 2]),
-        "Traversals", ["$z_{0}$", "$z_{2}$", "-2", "2", "latent dimension"],
+        "Traversals",
+        ["$z_{0}$", "$z_{2}$", "-2", "2", "latent dimension"],
     ),
     "interpolations": (
         lambda p: plots.interpolations(digits(10), 2, 5, p, "Interp"),
-        "Interp", ["pair 1", "pair 2", "0.00", "1.00"],
+        "Interp",
+        ["pair 1", "pair 2", "0.00", "1.00"],
     ),
     "training_curves": (
         lambda p: plots.training_curves(HISTORY, p, "Curves"),
-        "Curves", ["epoch", "nats per example", "train", "validation"],
+        "Curves",
+        ["epoch", "nats per example", "train", "validation"],
     ),
     "rate_distortion": (
         lambda p: plots.rate_distortion([30, 20, 10], [80, 85, 100], [0.5, 1, 4], p, "RD"),
-        "RD", ["β = 0.5", "β = 4"],
+        "RD",
+        ["β = 0.5", "β = 4"],
     ),
     "line_plot": (
-        lambda p: plots.line_plot({"a": ([1, 10, 100], [3.0, 2.0, 1.0], [0.1, 0.1, 0.1]),
-                                   "b": [1.0, 4.0, 2.0]}, p, "Lines", "K", "variance", logx=True),
-        "Lines", ["K", "variance", "a", "b"],
+        lambda p: plots.line_plot(
+            {"a": ([1, 10, 100], [3.0, 2.0, 1.0], [0.1, 0.1, 0.1]), "b": [1.0, 4.0, 2.0]},
+            p,
+            "Lines",
+            "K",
+            "variance",
+            logx=True,
+        ),
+        "Lines",
+        ["K", "variance", "a", "b"],
     ),
     "histogram_plot": (
-        lambda p: plots.histogram_plot({"q": np.random.default_rng(1).normal(size=300)}, p,
-                                       "Hist", "log-weight"),
-        "Hist", ["log-weight", "density", "q (n = 300)"],
+        lambda p: plots.histogram_plot(
+            {"q": np.random.default_rng(1).normal(size=300)}, p, "Hist", "log-weight"
+        ),
+        "Hist",
+        ["log-weight", "density", "q (n = 300)"],
     ),
     "bar_plot": (
-        lambda p: plots.bar_plot([5, 3, 1], ["β = 1", "β = 4", "β = 16"], p, "Bars", "active units"),
-        "Bars", ["active units", "β = 16", "5", "1"],
+        lambda p: plots.bar_plot(
+            [5, 3, 1], ["β = 1", "β = 4", "β = 16"], p, "Bars", "active units"
+        ),
+        "Bars",
+        ["active units", "β = 16", "5", "1"],
     ),
 }
 
 
 # ----------------------------------------------------------------------------- every figure
+
 
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_each_figure_is_a_readable_png_with_title_and_labels(kind, tmp_path, figures):
@@ -169,6 +205,7 @@ def test_plots_imports_neither_numpy_nor_the_engine():
 
 # ----------------------------------------------------------------------------- writing
 
+
 def test_creates_parent_folders_and_replaces_an_old_figure(tmp_path):
     target = tmp_path / "a" / "b" / "fig.png"
     plots.bar_plot([1, 2], ["x", "y"], target, "first", "v")
@@ -202,6 +239,7 @@ def test_path_must_be_a_png(tmp_path):
 
 
 # ----------------------------------------------------------------------------- images
+
 
 def test_image_grid_places_each_image_row_by_row(tmp_path, figures):
     imgs = digits(7)  # 7 images, 3 per row -> 3 rows, two empty cells
@@ -277,6 +315,7 @@ def test_traversals_and_interpolations_check_counts(tmp_path):
 
 # ----------------------------------------------------------------------------- manifold
 
+
 def test_manifold_grid_is_the_inverse_normal_cdf_of_a_uniform_grid():
     n = 5
     g = plots.manifold_grid(n)
@@ -315,6 +354,7 @@ def test_latent_manifold_needs_n_squared_images(tmp_path):
 
 # ----------------------------------------------------------------------------- latent scatter
 
+
 def test_latent_scatter_says_when_only_two_dims_are_shown(tmp_path, figures):
     z = np.random.default_rng(3).normal(size=(40, 5))
     plots.latent_scatter(z, None, tmp_path / "s.png", "t", show_prior=False)
@@ -331,11 +371,14 @@ def test_latent_scatter_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="at least 2 latent dimensions"):
         plots.latent_scatter(np.zeros((10, 1)), np.zeros(10), tmp_path / "s.png", "t")
     with pytest.raises(ValueError, match="no name for label 3"):
-        plots.latent_scatter(z, np.arange(10) % 4, tmp_path / "s.png", "t", class_names=["a", "b", "c"])
+        plots.latent_scatter(
+            z, np.arange(10) % 4, tmp_path / "s.png", "t", class_names=["a", "b", "c"]
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- training and sweeps
+
 
 def test_training_curves_draw_validation_only_where_recorded(tmp_path, figures):
     plots.training_curves(HISTORY, tmp_path / "c.png", "t", keys=("kl",))
@@ -359,7 +402,9 @@ def test_training_curves_reject_bad_history(tmp_path):
 
 
 def test_rate_distortion_marks_the_best_elbo(tmp_path, figures):
-    plots.rate_distortion([30, 20, 10], [80, 85, 100], ["β=0.5", "β=1", "β=4"], tmp_path / "r.png", "t")
+    plots.rate_distortion(
+        [30, 20, 10], [80, 85, 100], ["β=0.5", "β=1", "β=4"], tmp_path / "r.png", "t"
+    )
     assert any("R + D = 105" in s and "β=1" in s for s in texts(figures[0]))
     with pytest.raises(ValueError, match="rates has 3 values but distortions has 2"):
         plots.rate_distortion([1, 2, 3], [1, 2], [1, 2, 3], tmp_path / "r.png", "t")
@@ -368,8 +413,13 @@ def test_rate_distortion_marks_the_best_elbo(tmp_path, figures):
 
 
 def test_line_plot_reads_y_only_and_x_y_err(tmp_path, figures):
-    plots.line_plot({"y only": [5.0, 6.0, 7.0], "band": ([1, 2], [1.0, 2.0], [0.5, 0.5])},
-                    tmp_path / "l.png", "t", "x", "y")
+    plots.line_plot(
+        {"y only": [5.0, 6.0, 7.0], "band": ([1, 2], [1.0, 2.0], [0.5, 0.5])},
+        tmp_path / "l.png",
+        "t",
+        "x",
+        "y",
+    )
     ax = figures[0].axes[0]
     np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [1, 2, 3])
     assert len(ax.collections) == 1  # the shaded ± err band
