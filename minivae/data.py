@@ -83,16 +83,24 @@ MIRRORS = {  # tried in order; each serves the four .gz files
 # checked against Zalando's published MD5 (see minivae/builtin/README.md)
 SHA256 = {
     "mnist": {
-        "train-images-idx3-ubyte": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        "train-labels-idx1-ubyte": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-        "t10k-images-idx3-ubyte": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        "t10k-labels-idx1-ubyte": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        "train-images-idx3-ubyte":
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte":
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte":
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte":
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     },
     "fashion-mnist": {
-        "train-images-idx3-ubyte": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-        "train-labels-idx1-ubyte": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-        "t10k-images-idx3-ubyte": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-        "t10k-labels-idx1-ubyte": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        "train-images-idx3-ubyte":
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte":
+            "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte":
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte":
+            "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
     },
 }
 
@@ -137,6 +145,17 @@ def canonical_name(name: str) -> str:
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     return key
+
+
+def dataset_info(name: str) -> dict:
+    """What a model needs to know about a data set before loading it: x_dim, classes, shape."""
+    name = canonical_name(name)
+    if name == "shapes":
+        shape, classes = (32, 32), SHAPE_NAMES
+    else:
+        shape, classes = (28, 28), MNIST_CLASSES if name == "mnist" else FASHION_CLASSES
+    return {"name": name, "description": DATASETS[name], "image_shape": shape,
+            "x_dim": shape[0] * shape[1], "n_classes": len(classes), "class_names": classes}
 
 
 def _check_split(split: str) -> str:
@@ -222,7 +241,7 @@ def _find(directory: Path, stem: str):
 
 
 def locate(name: str) -> dict:
-    """Where each file of a data set was found (a Path), or None; the built-in and shapes need none."""
+    """Where each file of a data set was found (a Path) or None; shapes need no file."""
     name = canonical_name(name)
     if name == "fashion-mnist-builtin":
         return {BUILTIN_FILE.name: BUILTIN_FILE if BUILTIN_FILE.is_file() else None}
@@ -278,14 +297,18 @@ def _fetch(url: str, target: Path, sha256: str) -> None:
 
 
 def download(name: str, files=None, force: bool = False) -> dict:
-    """Download a data set's .gz files (all four by default) into the user cache; return their paths."""
+    """Download a data set's .gz files (default: all four) into the user cache; return paths."""
     name = canonical_name(name)
     if name not in DOWNLOADABLE:
         raise ValueError(f"only {', '.join(DOWNLOADABLE)} can be downloaded, not {name!r}")
+    files = ALL_FILES if files is None else tuple(files)
+    unknown = [f for f in files if f not in ALL_FILES]
+    if unknown:
+        raise ValueError(f"unknown file(s) {unknown}: choose from {', '.join(ALL_FILES)}")
     folder = cache_dir(name)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for stem in files if files is not None else ALL_FILES:
+    for stem in files:
         target = folder / (stem + ".gz")
         expected = SHA256[name][stem]
         if not force and target.is_file() and _sha256(target) == expected:
@@ -313,7 +336,7 @@ def _how_to_get(name: str) -> str:
     lines = [
         "How to get it:",
         f"  - put the four files in a folder <DIR>/{_folder(name)}/ and set MINIVAE_DATA=<DIR>;",
-        f"  - or run `minivae download {name}` (needs the internet; MINIVAE_OFFLINE must not be 1);",
+        f"  - or run `minivae download {name}` (needs the internet and MINIVAE_OFFLINE unset);",
     ]
     if name == "fashion-mnist":
         lines.append("  - or on Debian/Ubuntu: apt-get install dataset-fashion-mnist;")
@@ -355,7 +378,8 @@ def _load_idx_split(name: str, split: str) -> Dataset:
         raise DataError(f"{labels_path}: expected {len(images)} labels to match {images_path}, "
                         f"got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{labels_path}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
+        raise DataError(f"{labels_path}: labels must lie in 0..9, "
+                        f"found {labels.min()}..{labels.max()}")
     source = str(images_path.parent)
     if labels_path.parent != images_path.parent:
         source += f" (labels: {labels_path.parent})"
@@ -397,7 +421,7 @@ def load_dataset(name: str, split: str = "train") -> Dataset:
 
 
 def load_for_lesson(name: str, split: str = "train", offline_ok: bool = True) -> Dataset:
-    """load_dataset, but when MNIST or Fashion-MNIST cannot be had, say so in one line and use the built-in subset."""
+    """load_dataset; when MNIST or Fashion-MNIST cannot be had, say so and use the built-in set."""
     try:
         return load_dataset(name, split)
     except DataError as err:
@@ -407,7 +431,7 @@ def load_for_lesson(name: str, split: str = "train", offline_ok: bool = True) ->
         why = getattr(err, "reason", str(err).splitlines()[0])
         print(
             f"minivae: wanted {name} ({split}) but {why}: using the built-in "
-            f"Fashion-MNIST subset instead (for the real data set MINIVAE_DATA=<dir holding "
+            f"Fashion-MNIST subset instead (for the real data, set MINIVAE_DATA=<dir holding "
             f"{_folder(name)}/> or run `minivae download {name}`)."
         )
         return load_dataset("fashion-mnist-builtin", split)
@@ -423,7 +447,7 @@ FACTOR_SIZES = (3, 6, 10, 16, 16)
 def shape_factor_values(size: int = 32) -> dict:
     """The value behind each factor index: radius and centre in pixels, angle in radians."""
     r_max = 0.2 * size
-    margin = 1.15 * r_max  # a rotated square's corner reaches 0.8*sqrt(2) = 1.13 radii
+    margin = 1.15 * r_max + 1.0  # a square's corner reaches 0.8*sqrt(2) = 1.13 radii; +1 px clear
     return {
         "shape": np.arange(FACTOR_SIZES[0]),
         "scale": np.linspace(0.5, 1.0, FACTOR_SIZES[1]) * r_max,
@@ -445,7 +469,7 @@ def _inside(kind: int, u, v):
 
 
 def render_shapes(factors, size: int = 32):
-    """Draw one binary image per row of factor indices (N, 5) -> (N, size*size) float32 in {0, 1}."""
+    """One binary image per row of factor indices: (N, 5) -> (N, size*size) float32 in {0, 1}."""
     factors = np.asarray(factors)
     if factors.ndim != 2 or factors.shape[1] != len(FACTOR_NAMES):
         raise ValueError(f"factors must have shape (N, {len(FACTOR_NAMES)}), got {factors.shape}")
@@ -498,7 +522,7 @@ def _check_unit_interval(images) -> None:
 
 
 def binarize(images, rng=None):
-    """A Bernoulli draw per pixel with p = intensity; call it again each epoch (dynamic binarization)."""
+    """A Bernoulli draw per pixel, p = intensity; call it each epoch for dynamic binarization."""
     _check_unit_interval(images)
     if rng is None:
         rng = B.rng_on_cpu() if B.array_device(images) == "cpu" else B.rng()
@@ -561,7 +585,7 @@ def _to_device(a):
 
 
 def batches(x, batch_size: int, *extra, rng=None, shuffle: bool = True, drop_last: bool = False):
-    """Minibatches of x (and of each extra array, same rows) as device arrays, every row once an epoch.
+    """Minibatches of x (and of each extra array, same rows) as device arrays, each row once.
 
     Yields xb alone when there are no extras, else a tuple (xb, *extra_b). Float arrays take
     the backend's default dtype, integer arrays int64. rng (a NumPy Generator) shuffles; by
