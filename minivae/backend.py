@@ -111,7 +111,10 @@ def get_device() -> str:
 def set_default_dtype(name) -> _Restore:
     """Select float32 (default) or float64; usable plainly or as a context manager."""
     global default_dtype
-    key = numpy.dtype(name).name
+    try:  # numpy.dtype(None) is float64 and numpy.dtype("bogus") a TypeError: both are unknown here
+        key = numpy.dtype(name).name if name is not None else None
+    except TypeError:
+        key = None
     if key not in DTYPES:
         raise ValueError(f"unknown dtype {name!r}: choose one of {', '.join(DTYPES)}")
     previous = default_dtype

@@ -203,6 +203,8 @@ class Tensor:
             for k, (parent, pg) in enumerate(zip(ctx.parents, in_grads)):
                 if pg is None or not parent.requires_grad:
                     continue
+                if not isinstance(pg, B.xp.ndarray):  # a full sum gives numpy.float64: keep arrays
+                    pg = B.xp.asarray(pg)
                 if pg.shape != parent.data.shape:
                     raise RuntimeError(
                         f"{type(ctx).__name__}.backward returned a gradient of shape {pg.shape} "
@@ -366,6 +368,8 @@ class Function:
         needs = tuple(t.requires_grad for t in tensors)
         fn.needs_input_grad = needs
         out_data = fn.forward(*[t.data for t in tensors], **options)
+        if not isinstance(out_data, B.xp.ndarray):  # NumPy's full reductions give numpy.float64
+            out_data = B.xp.asarray(out_data)
         if _anomaly:
             _check_finite(out_data, f"forward of {cls.__name__}")
         out = Tensor.__new__(Tensor)

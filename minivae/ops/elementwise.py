@@ -102,8 +102,12 @@ class Tanh(Function):
 
 
 def stable_sigmoid(x):
-    """sigmoid(x) = 1 / (1 + e^-x), as (1 + tanh(x/2)) / 2, which never overflows (raw arrays)."""
-    return 0.5 + 0.5 * B.xp.tanh(0.5 * x)
+    """sigmoid(x) = 1 / (1 + e^-x), from e = e^-|x| (never overflows), raw arrays:
+    1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, which keeps full relative precision
+    in the left tail (sigmoid(-40) ~ 4e-18, where (1 + tanh(x/2)) / 2 rounds to 0)."""
+    xp = B.xp
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
 def stable_softplus(x):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from minivae import backend as B
 from minivae.ops.binary import broadcast_shapes, unbroadcast
 from minivae.ops.elementwise import stable_sigmoid, stable_softplus
-from minivae.ops.reduce import _logsumexp
+from minivae.ops.reduce import _log_softmax
 from minivae.tensor import Function
 
 
@@ -79,7 +79,7 @@ class CrossEntropy(Function):
                 f"{int(labels.min())} to {int(labels.max())}"
             )
         rows = xp.arange(logits.shape[0])
-        self.log_p = logits - _logsumexp(logits, (1,))  # (B, C)
+        self.log_p = _log_softmax(logits, (1,))  # (B, C)
         self.labels, self.rows = labels, rows
         return -self.log_p[rows, labels]
 

@@ -72,7 +72,7 @@ class Max(Function):
     def backward(self, grad_out):
         # dy/dx = 1 / (number of maxima) at a maximum, else 0
         g = expand_reduced(grad_out, self.axes, self.keepdims)
-        count = self.winners.sum(axis=self.axes, keepdims=True)
+        count = self.winners.sum(axis=self.axes, keepdims=True, dtype=grad_out.dtype)  # not int64
         return (g * self.winners / count,)
 
 
@@ -82,6 +82,16 @@ def _logsumexp(x, axis: tuple):
     m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0).astype(x.dtype)  # all -inf rows stay -inf, not NaN
     return m + xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def _log_softmax(x, axis: tuple):
+    """x - logsumexp(x) as (x - m) - log sum e^(x - m) (raw arrays): subtracting the max first
+    keeps float32 exact where x is large (-1e4 - (-1e4 + log 3) would round at 1e-3)."""
+    xp = B.xp
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0).astype(x.dtype)
+    shifted = x - m
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 class LogSumExp(Function):
@@ -105,7 +115,7 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = normalize_axis("log_softmax", axis, x.ndim)
-        self.y = x - _logsumexp(x, self.axis)
+        self.y = _log_softmax(x, self.axis)
         return self.y
 
     def backward(self, grad_out):
@@ -119,7 +129,7 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         self.axis = normalize_axis("softmax", axis, x.ndim)
-        self.y = B.xp.exp(x - _logsumexp(x, self.axis))
+        self.y = B.xp.exp(_log_softmax(x, self.axis))
         return self.y
 
     def backward(self, grad_out):

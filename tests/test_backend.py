@@ -1,0 +1,188 @@
+"""The array backend: device and dtype choice, their errors, seeding, and import hygiene."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae import backend as B
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, **env_changes):
+    """Run ``python -c code`` in a fresh interpreter with the repository importable."""
+    env = {k: v for k, v in os.environ.items() if k != "MINIVAE_DEVICE"}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_changes)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_defaults_are_cpu_and_float32_in_a_fresh_interpreter():
+    proc = run_python(
+        "import minivae as mv; from minivae import backend as B; import numpy as np\n"
+        "print(mv.get_device(), np.dtype(mv.get_default_dtype()).name, B.xp.__name__,"
+        " mv.Tensor([1.0]).dtype)"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["cpu", "float32", "numpy", "float32"]
+
+
+def test_defaults_in_this_process():
+    if os.environ.get("MINIVAE_DEVICE", "cpu").strip().lower() in ("", "cpu"):
+        assert mv.get_device() == "cpu" and B.xp is np
+    assert mv.get_default_dtype() is np.float32
+
+
+def test_importing_minivae_does_not_import_cupy():
+    proc = run_python("import sys, minivae, minivae.nn, minivae.optim, minivae.gradcheck\n"
+                      "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cupy', 'cupyx')))")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_a_bogus_minivae_device_fails_at_import():
+    proc = run_python("import minivae", MINIVAE_DEVICE="bogus")
+    assert proc.returncode != 0
+    assert (
+        "ValueError: MINIVAE_DEVICE='bogus' is not a device: choose one of cpu, gpu" in proc.stderr
+    )
+
+
+def test_minivae_device_cpu_is_read_loosely():
+    proc = run_python("import minivae; print(minivae.get_device())", MINIVAE_DEVICE=" CPU ")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "cpu"
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def test_gpu_without_cupy_says_what_to_install():
+    if B.gpu_available():
+        pytest.skip("a GPU is available here: the error cannot happen")
+    with pytest.raises(RuntimeError) as info:
+        mv.set_device("gpu")
+    message = str(info.value)
+    if importlib.util.find_spec("cupy") is None:
+        assert "needs CuPy, which is not installed" in message
+        assert "pip install 'minivae[gpu]'" in message and "MINIVAE_DEVICE=cpu" in message
+    else:  # CuPy is there, but no CUDA device
+        assert "needs a CUDA device" in message
+    assert mv.get_device() == "cpu" and B.xp is np  # nothing half-switched
+    assert B.gpu_available() is False
+
+
+@pytest.mark.parametrize("name", ["tpu", "GPU", "", "cuda"])
+def test_unknown_devices_are_refused_with_the_choices(name):
+    with pytest.raises(ValueError, match=r"unknown device .*: choose one of cpu, gpu"):
+        mv.set_device(name)
+    assert mv.get_device() == "cpu"
+
+
+@pytest.mark.parametrize("name", ["float16", "int32", "bogus", "complex128", None])
+def test_unknown_dtypes_are_refused_with_the_choices(name):
+    with pytest.raises(ValueError, match=r"unknown dtype .*: choose one of float32, float64"):
+        mv.set_default_dtype(name)
+    assert mv.get_default_dtype() is np.float32
+
+
+@pytest.mark.parametrize("name", ["float64", np.float64, np.dtype("float64")])
+def test_set_default_dtype_accepts_names_types_and_dtypes(name):
+    mv.set_default_dtype(name)  # plain call: stays set (conftest restores it after the test)
+    assert mv.get_default_dtype() is np.float64
+    assert mv.Tensor([1.0]).dtype == np.float64
+
+
+def test_context_manager_forms_restore():
+    with mv.set_default_dtype("float64"):
+        assert mv.get_default_dtype() is np.float64
+        with mv.set_default_dtype("float32"):
+            assert mv.get_default_dtype() is np.float32
+        assert mv.get_default_dtype() is np.float64
+    assert mv.get_default_dtype() is np.float32
+    with pytest.raises(KeyError), mv.set_default_dtype("float64"):
+        raise KeyError("boom")
+    assert mv.get_default_dtype() is np.float32
+    with mv.set_device("cpu"):
+        assert mv.get_device() == "cpu"
+    assert mv.get_device() == "cpu" and B.xp is np
+
+
+def test_set_device_restores_the_previous_device(monkeypatch):
+    """The context manager puts back whatever device was current (faked here without a GPU)."""
+    calls = []
+    monkeypatch.setattr(B, "_import_cupy", lambda: calls.append("cupy") or np)
+    with mv.set_device("gpu"):
+        assert mv.get_device() == "gpu" and calls == ["cupy"]
+        with mv.set_device("cpu"):
+            assert mv.get_device() == "cpu"
+        assert mv.get_device() == "gpu"
+    assert mv.get_device() == "cpu"
+
+
+# ----------------------------------------------------------------------------- randomness
+
+
+def test_manual_seed_makes_the_generator_reproducible():
+    mv.manual_seed(123)
+    a = B.rng().normal(size=5)
+    b = B.rng().normal(size=5)
+    mv.manual_seed(123)
+    np.testing.assert_array_equal(B.rng().normal(size=5), a)
+    np.testing.assert_array_equal(B.rng().normal(size=5), b)
+    assert not np.array_equal(a, b)
+    mv.manual_seed(124)
+    assert not np.array_equal(B.rng().normal(size=5), a)
+
+
+def test_rng_state_round_trip():
+    mv.manual_seed(5)
+    B.rng().normal(size=3)
+    state = B.get_rng_state()
+    x = B.rng().normal(size=4)
+    B.set_rng_state(state)
+    np.testing.assert_array_equal(B.rng().normal(size=4), x)
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+def test_asarray_gives_python_numbers_the_default_dtype():
+    assert B.asarray([1.0, 2.0]).dtype == np.float32
+    assert B.asarray(np.ones(2)).dtype == np.float64  # arrays keep theirs
+    with mv.set_default_dtype("float64"):
+        assert B.asarray(0.5).dtype == np.float64
+
+
+def test_array_device_to_numpy_and_from_numpy():
+    a = np.arange(3.0)
+    assert B.array_device(a) == "cpu"
+    assert B.array_device([1.0]) is None and B.array_device(2.0) is None
+    assert B.to_numpy(a) is a
+    np.testing.assert_array_equal(B.to_numpy(mv.Tensor(a)), a)
+    assert B.from_numpy(a, dtype=np.float32).dtype == np.float32
+
+
+def test_scatter_add_adds_repeated_indices():
+    target = np.zeros(4)
+    B.scatter_add(target, np.array([0, 2, 0, 0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(target, [8.0, 0.0, 2.0, 0.0])
