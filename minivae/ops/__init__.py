@@ -16,6 +16,15 @@ from minivae.ops.elementwise import (
     sqrt,
     tanh,
 )
+from minivae.ops.gaussian import (
+    cholesky_factor,
+    full_gaussian_log_prob,
+    kl_full_std,
+    kl_normal_normal,
+    kl_normal_std,
+    reparameterize,
+    reparameterize_full,
+)
 from minivae.ops.losses import bernoulli_log_prob, cross_entropy, gaussian_log_prob
 from minivae.ops.matmul import linear, matmul
 from minivae.ops.reduce import log_softmax, logsumexp, max, mean, softmax, sum
@@ -28,6 +37,8 @@ OPS = (
     "reshape", "transpose", "getitem", "concatenate", "stack",
     "matmul", "linear",
     "bernoulli_log_prob", "gaussian_log_prob", "cross_entropy",
+    "reparameterize", "kl_normal_std", "kl_normal_normal",
+    "cholesky_factor", "reparameterize_full", "kl_full_std", "full_gaussian_log_prob",
 )  # fmt: skip
 
 __all__ = [*OPS, "OPS", "unbroadcast", "broadcast_shapes"]

@@ -1,0 +1,237 @@
+"""The semi-supervised VAE M2 (Kingma, Mohamed, Rezende & Welling 2014; seed 004).
+
+    q(y | x)    = Cat(softmax(classifier(x)))          the classifier, logits (B, C)
+    q(z | x, y) = N(mu(x, y), diag sigma^2(x, y))       as in the ConditionalVAE
+    p(x | y, z), p(z) = N(0, I), p(y) = 1 / C (uniform)
+
+Labelled bound, on log p(x, y):
+    L(x, y) = E_q(z|x,y)[log p(x | y, z) + log p(y) + log p(z) - log q(z | x, y)]
+            = recon - KL(q(z | x, y) || p(z)) + log p(y)
+Unlabelled bound, on log p(x), with an EXACT sum over the C classes:
+    U(x) = sum_y q(y | x) L(x, y) + H(q(y | x))
+The objective (maximised; the loss is its negative per example):
+    J = sum_labelled [L(x, y) + alpha log q(y | x)] + sum_unlabelled U(x)
+alpha weighs the classification term per labelled example; the paper's choice
+alpha = 0.1 N / N_labelled (an expectation over the labelled set weighted 0.1 N)
+is the default when n_labelled and n_total are given, and 50 (that rule for MNIST
+with 100 labels) when they are not.
+
+All terms are per-example sums over pixels and latent units (``minivae.distributions``).
+In the dicts, "kl" is the KL of everything latent to its prior: of z, plus of the
+label's distribution to p(y) (a point mass at the observed y for labelled data,
+whose KL to p(y) is -log p(y) = log C; q(y | x) for unlabelled data), so that
+"elbo" = "recon" - "kl" holds for both bounds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minivae import backend as B
+from minivae import ops
+from minivae.distributions import categorical_log_prob
+from minivae.models.autoencoder import (
+    as_input,
+    check_hidden,
+    check_non_negative,
+    check_positive_int,
+    scalar_stats,
+)
+from minivae.models.cvae import ConditionalVAE
+from minivae.models.vae import VAE
+from minivae.nn import MLP
+
+# The paper's alpha = 0.1 * N / N_labelled for MNIST's 50,000 training images with 100 labels:
+# the default when neither alpha nor the dataset sizes are given (it is reported in every
+# loss() dict as "alpha", so a run always shows which weight it used).
+PAPER_MNIST_ALPHA = 0.1 * 50_000 / 100
+
+
+class SemiSupervisedVAE(ConditionalVAE):
+    """M2: a ConditionalVAE plus a classifier q(y | x) that stands in for missing labels.
+
+    Arguments as ``ConditionalVAE`` (defaults from the paper: 500 hidden units, 50
+    latent units, softplus), plus
+    classifier_hidden: the classifier's hidden sizes (None: the same as ``hidden``).
+    alpha: weight of log q(y | x) per labelled example; None means the paper's
+        0.1 * n_total / n_labelled when both sizes are given, and otherwise
+        PAPER_MNIST_ALPHA = 50 (that rule for MNIST: 50,000 images, 100 labels).
+    n_labelled, n_total: dataset sizes (labelled examples, all examples).
+    sum_over_y: True sums U(x) exactly over the C classes (one decoder pass of
+        C * B rows); False samples one y ~ q(y | x) per example (the ablation: no
+        gradient reaches the classifier through the sampled label, only through
+        the entropy and the alpha term).
+    """
+
+    kind = "m2"
+
+    def __init__(self, x_dim: int = 784, hidden=(500,), latent: int = 50,
+                 activation: str = "softplus", likelihood: str = "bernoulli",
+                 sigma: float | None = None, learned_sigma: bool = False, beta: float = 1.0,
+                 n_samples: int = 1, kl: str = "analytic", n_classes: int = 10,
+                 classifier_hidden=None, alpha: float | None = None,
+                 n_labelled: int | None = None, n_total: int | None = None,
+                 sum_over_y: bool = True):
+        name = type(self).__name__
+        super().__init__(x_dim, hidden, latent, activation, likelihood, sigma, learned_sigma,
+                         beta, n_samples, kl, "elbo", 1, n_classes)
+        self.classifier_hidden = (self.hidden if classifier_hidden is None
+                                  else check_hidden(name, classifier_hidden))
+        self.alpha = None if alpha is None else check_non_negative(name, "alpha", alpha)
+        self.n_labelled = None if n_labelled is None else check_positive_int(name, "n_labelled", n_labelled)
+        self.n_total = None if n_total is None else check_positive_int(name, "n_total", n_total)
+        if self.n_labelled is not None and self.n_total is not None and self.n_labelled > self.n_total:
+            raise ValueError(f"{name}: n_labelled={n_labelled} exceeds n_total={n_total}")
+        self.sum_over_y = bool(sum_over_y)
+        self.classifier = MLP([self.x_dim, *self.classifier_hidden, self.n_classes], activation)
+
+    @property
+    def config(self) -> dict:
+        config = super().config
+        for unused in ("objective", "k"):  # M2 trains on its own bound only
+            config.pop(unused)
+        config.update({
+            "kind": self.kind, "classifier_hidden": list(self.classifier_hidden),
+            "alpha": self.alpha, "n_labelled": self.n_labelled, "n_total": self.n_total,
+            "sum_over_y": self.sum_over_y,
+        })  # fmt: skip
+        return config
+
+    @property
+    def classification_weight(self) -> float:
+        """alpha; else the paper's 0.1 * n_total / n_labelled; else PAPER_MNIST_ALPHA (50)."""
+        if self.alpha is not None:
+            return self.alpha
+        if self.n_labelled is not None and self.n_total is not None:
+            return 0.1 * self.n_total / self.n_labelled
+        return PAPER_MNIST_ALPHA
+
+    @property
+    def log_prior_y(self) -> float:
+        """log p(y) = -log C for the uniform prior."""
+        return -math.log(self.n_classes)
+
+    # --- the classifier ------------------------------------------------------------------
+    def classifier_logits(self, x):
+        """Logits of q(y | x): (B, x_dim) -> (B, C)."""
+        return self.classifier(as_input(self, x, self.x_dim))
+
+    def classify(self, x):
+        """The most probable class under q(y | x): an integer device array (B,)."""
+        return B.xp.argmax(self.classifier_logits(x).data, axis=1)
+
+    def _labels_or_predicted(self, x, y):
+        return self.classify(x) if y is None else y
+
+    def encode(self, x, y=None):
+        """(mu, log_var) of q(z | x, y); y=None uses the classifier's predictions."""
+        return super().encode(x, self._labels_or_predicted(x, y))
+
+    def reconstruct(self, x, y=None):
+        return super().reconstruct(x, self._labels_or_predicted(x, y))
+
+    # --- the bounds -------------------------------------------------------------------------
+    def elbo(self, x, y=None, eps=None) -> dict:
+        """L(x, y) when y is given, U(x) otherwise: per-example Tensors (B,).
+
+        Keys: "recon", "kl_z" (KL of q(z|x,y)), "kl" (everything latent, see the module
+        docstring), "elbo" = recon - kl; U adds "entropy" H(q(y|x)).
+        eps (B, latent) or (S, B, latent) fixes the noise; U uses the same eps for every class.
+        """
+        if y is None:
+            return self._unlabelled(x, eps)["terms"]
+        terms = VAE.elbo(self, x, y, eps)  # recon, kl of z
+        kl = terms["kl"] - self.log_prior_y  # + KL(point mass at y || p(y)) = log C
+        return {"recon": terms["recon"], "kl_z": terms["kl"], "kl": kl, "elbo": terms["recon"] - kl}
+
+    def _all_classes(self, x, eps):
+        """L(x, y) for every class at once: x tiled C times (C * B rows, class-major).
+
+        Returns recon and kl_z as (C, B) Tensors.
+        """
+        x = as_input(self, x, self.x_dim)  # (B, x_dim)
+        n, c = x.shape[0], self.n_classes
+        x_rep = ops.concatenate([x] * c, axis=0)  # (C * B, x_dim), row y * B + b
+        y_rep = B.xp.repeat(B.xp.arange(c), n)  # (C * B,)
+        if eps is not None:  # the same noise for every class
+            eps = B.xp.concatenate([eps.data if hasattr(eps, "_ctx") else eps] * c, axis=-2)
+        terms = VAE.elbo(self, x_rep, y_rep, eps)  # each (C * B,)
+        return terms["recon"].reshape(c, n), terms["kl"].reshape(c, n)  # (C, B)
+
+    def _unlabelled(self, x, eps=None, kl_scale: float = 1.0) -> dict:
+        """U(x) (the true bound, in "terms") and the objective with the z-KL scaled by kl_scale."""
+        logits = self.classifier_logits(x)  # (B, C)
+        log_q = ops.log_softmax(logits, axis=1)  # (B, C)
+        q = ops.exp(log_q)  # (B, C)
+        entropy = -(q * log_q).sum(axis=1)  # H(q(y|x)), (B,)
+        kl_y = -entropy - self.log_prior_y  # KL(q(y|x) || p(y)) = sum q log q + log C, (B,)
+        if self.sum_over_y:
+            recon_c, kl_c = self._all_classes(x, eps)  # (C, B)
+            q_t = q.T  # (C, B)
+            recon = (q_t * recon_c).sum(axis=0)  # sum_y q(y|x) E[log p(x|y,z)], (B,)
+            kl_z = (q_t * kl_c).sum(axis=0)  # sum_y q(y|x) KL(q(z|x,y) || p(z)), (B,)
+        else:  # one y ~ q(y|x) per example (Gumbel-max), no gradient through the choice
+            gumbel = -B.xp.log(-B.xp.log(B.rng().random(size=logits.shape, dtype=logits.dtype)))
+            y_hat = B.xp.argmax(logits.data + gumbel, axis=1)  # (B,)
+            terms = VAE.elbo(self, x, y_hat, eps)
+            recon, kl_z = terms["recon"], terms["kl"]
+        kl = kl_z + kl_y
+        objective = recon - kl_scale * kl_z - kl_y
+        terms = {"recon": recon, "kl_z": kl_z, "kl": kl, "elbo": recon - kl, "entropy": entropy}
+        return {"terms": terms, "objective": objective}
+
+    def log_importance_weights(self, x, n_samples: int, y=None, eps=None):
+        """(K, B) log-weights for log p(x, y) (y given) or log p(x) (y summed out exactly).
+
+        Without y, weight k is log sum_y p(y) p(x, z_ky | y) / q(z_ky | x, y) with one
+        z_ky ~ q(z | x, y) per class: an unbiased estimate of p(x) = sum_y p(y) p(x | y).
+        """
+        if y is not None:
+            return VAE.log_importance_weights(self, x, n_samples, y, eps) + self.log_prior_y
+        x = as_input(self, x, self.x_dim)
+        n, c = x.shape[0], self.n_classes
+        x_rep = ops.concatenate([x] * c, axis=0)  # (C * B, x_dim)
+        y_rep = B.xp.repeat(B.xp.arange(c), n)
+        log_w = VAE.log_importance_weights(self, x_rep, n_samples, y_rep, eps)  # (K, C * B)
+        log_w = log_w.reshape(log_w.shape[0], c, n) + self.log_prior_y  # (K, C, B)
+        return ops.logsumexp(log_w, axis=1)  # (K, B)
+
+    # --- the objective ----------------------------------------------------------------------
+    def loss(self, x_unlabelled=None, x_labelled=None, y_labelled=None, kl_weight: float = 1.0):
+        """(-J / (B_u + B_l), stats): the M2 objective per example, either part may be None.
+
+        stats (nats per example): "elbo", "recon", "kl" over all examples of the batch
+        (true bounds, beta = 1), "loss", "labelled_elbo", "unlabelled_elbo",
+        "classification_loss" (mean -log q(y|x) over the labelled examples), "alpha".
+        """
+        name = type(self).__name__
+        kl_weight = check_non_negative(name, "kl_weight", kl_weight)
+        kl_scale = self.beta * kl_weight
+        objective, bounds, stats = [], [], {}
+        if x_labelled is not None:
+            if y_labelled is None:
+                raise ValueError(f"{name}: x_labelled was given without y_labelled")
+            lab = self.elbo(x_labelled, y_labelled)  # each (B_l,)
+            log_q_y = categorical_log_prob(self.classifier_logits(x_labelled),
+                                           self.labels(y_labelled))  # log q(y|x), (B_l,)
+            alpha = self.classification_weight
+            obj_l = lab["recon"] - kl_scale * lab["kl_z"] + self.log_prior_y + alpha * log_q_y
+            objective.append(obj_l.sum())
+            bounds.append(lab)
+            stats["labelled_elbo"] = lab["elbo"]
+            stats["classification_loss"] = -log_q_y
+            stats["alpha"] = alpha
+        if x_unlabelled is not None:
+            un = self._unlabelled(x_unlabelled, None, kl_scale)
+            objective.append(un["objective"].sum())
+            bounds.append(un["terms"])
+            stats["unlabelled_elbo"] = un["terms"]["elbo"]
+        if not objective:
+            raise ValueError(f"{name}: loss() needs x_unlabelled, or x_labelled with y_labelled")
+        count = sum(b["elbo"].shape[0] for b in bounds)
+        loss = -(objective[0] if len(objective) == 1 else objective[0] + objective[1]) / count
+        out = scalar_stats(stats)
+        for key in ("elbo", "recon", "kl"):
+            out[key] = sum(float(b[key].data.sum()) for b in bounds) / count
+        out["loss"] = float(loss.data)
+        return loss, out

@@ -1,0 +1,222 @@
+"""The variational autoencoder (Kingma & Welling 2013), and beta-VAE as its beta argument.
+
+    q(z | x) = N(mu(x), diag sigma^2(x))      encoder: x (B, x_dim) -> mu, log sigma^2 (B, latent)
+    p(z)     = N(0, I)
+    p(x | z) = Bernoulli(sigmoid(g(z)))  or  N(g(z), sigma_x^2 I)     decoder: z -> (B, x_dim)
+
+    ELBO(x) = E_q(z|x)[log p(x | z)] - KL(q(z | x) || p(z))       (seeds 000, 001, 003)
+            = recon - kl,  recon by Monte Carlo over n_samples reparameterized z = mu + sigma eps
+
+Reductions follow ``minivae.distributions``: log-likelihoods and KLs are sums over
+pixels and latent units per example, samples are averaged, the batch is averaged;
+every number is in nats per example.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from minivae import backend as B
+from minivae import ops
+from minivae.distributions import (
+    DiagonalGaussian,
+    bernoulli_log_likelihood,
+    gaussian_log_likelihood,
+    log_mean_exp,
+    standard_normal_log_prob,
+)
+from minivae.models.autoencoder import (
+    as_input,
+    check_choice,
+    check_hidden,
+    check_non_negative,
+    check_positive_int,
+    flatten_samples,
+    mean_over_samples,
+    model_dtype,
+    restore_samples,
+    scalar_stats,
+)
+from minivae.nn import MLP, Module
+from minivae.tensor import Tensor
+
+
+class VAE(Module):
+    """A VAE with MLP encoder and decoder; beta > 1 gives the beta-VAE (Higgins et al. 2017).
+
+    x_dim, hidden, latent, activation: the MLPs are x_dim -> hidden... -> 2 latent
+        (mu and log sigma^2) and latent -> reversed(hidden)... -> x_dim;
+        ``hidden=()`` means no hidden layer: linear encoder and decoder (the linear
+        VAE, which recovers probabilistic PCA).
+    likelihood: "bernoulli" (decoder outputs logits; pixels in [0, 1]) or "gaussian".
+    sigma: the decoder's fixed standard deviation sigma_x for "gaussian" (None means 1).
+        Seed 000's cost  alpha ||x - g(z)||^2 + KL  is the negative ELBO with this
+        Gaussian decoder, because
+            -log N(x | g(z), sigma_x^2 I) = ||x - g(z)||^2 / (2 sigma_x^2) + (D/2) log(2 pi sigma_x^2),
+        so alpha = 1 / (2 sigma_x^2), i.e. sigma_x = 1 / sqrt(2 alpha): a large alpha is
+        a decoder that claims little noise, and the KL weighs less against the fit.
+    learned_sigma: learn one shared log sigma_x^2 (a parameter, initialised from sigma).
+    beta: weight of the KL in the loss (loss = -(recon - beta * kl)); "elbo" stays the true bound.
+    n_samples: Monte-Carlo samples of z per example for the reconstruction term.
+    kl: "analytic" (closed form, seed 001 Problem 1.7) or "mc" (log q(z|x) - log p(z) at
+        the same samples: noisier, but exactly log p(x) per sample when q is the posterior).
+    objective: "elbo", or "iwae" (Burda et al. 2015: loss = -log mean_k w_k with k samples).
+    """
+
+    kind = "vae"
+    LIKELIHOODS = ("bernoulli", "gaussian")
+
+    def __init__(self, x_dim: int = 784, hidden=(400,), latent: int = 20, activation: str = "relu",
+                 likelihood: str = "bernoulli", sigma: float | None = None,
+                 learned_sigma: bool = False, beta: float = 1.0, n_samples: int = 1,
+                 kl: str = "analytic", objective: str = "elbo", k: int = 5):
+        name = type(self).__name__
+        self.x_dim = check_positive_int(name, "x_dim", x_dim)
+        self.hidden = check_hidden(name, hidden)
+        self.latent = check_positive_int(name, "latent", latent)
+        self.activation = activation
+        self.likelihood = check_choice(name, "likelihood", likelihood, self.LIKELIHOODS)
+        if sigma is not None:
+            if self.likelihood != "gaussian":
+                raise ValueError(f"{name}: sigma={sigma!r} only applies to likelihood='gaussian'")
+            if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
+                raise ValueError(f"{name}: sigma must be a number > 0, got {sigma!r}")
+            sigma = float(sigma)
+        if learned_sigma and self.likelihood != "gaussian":
+            raise ValueError(f"{name}: learned_sigma=True only applies to likelihood='gaussian'")
+        self.sigma, self.learned_sigma = sigma, bool(learned_sigma)
+        self.beta = check_non_negative(name, "beta", beta)
+        self.n_samples = check_positive_int(name, "n_samples", n_samples)
+        self.kl = check_choice(name, "kl", kl, ("analytic", "mc"))
+        self.objective = check_choice(name, "objective", objective, ("elbo", "iwae"))
+        self.k = check_positive_int(name, "k", k)
+        self._build(activation)
+
+    def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
+        """The networks: x (+ extra inputs) -> (mu, log sigma^2), z (+ extra) -> x."""
+        self.encoder = MLP([self.x_dim + x_extra, *self.hidden, 2 * self.latent], activation)
+        self.decoder = MLP([self.latent + z_extra, *reversed(self.hidden), self.x_dim], activation)
+        if self.likelihood == "gaussian":
+            log_var = 2.0 * math.log(self.sigma if self.sigma is not None else 1.0)
+            if self.learned_sigma:  # one shared log sigma_x^2, a parameter
+                self.decoder_log_var = Tensor(
+                    B.xp.full((1,), log_var, dtype=B.get_default_dtype()), requires_grad=True
+                )
+            else:
+                self.decoder_log_var = log_var  # a constant number
+
+    @property
+    def config(self) -> dict:
+        return {"kind": self.kind, "x_dim": self.x_dim, "hidden": list(self.hidden),
+                "latent": self.latent, "activation": self.activation,
+                "likelihood": self.likelihood, "sigma": self.sigma,
+                "learned_sigma": self.learned_sigma, "beta": self.beta,
+                "n_samples": self.n_samples, "kl": self.kl, "objective": self.objective,
+                "k": self.k}  # fmt: skip
+
+    # --- hooks the conditional models override: what the networks see besides x and z ---
+    def _encoder_input(self, x: Tensor, y) -> Tensor:
+        return x  # (B, x_dim)
+
+    def _decoder_input(self, z: Tensor, y) -> Tensor:
+        return z  # (N, latent)
+
+    def _check(self, x, y):
+        """x as a (B, x_dim) Tensor, y as the model needs it (the VAE ignores y)."""
+        return as_input(self, x, self.x_dim), None
+
+    # --- encoder and decoder -------------------------------------------------------
+    def posterior(self, x, y=None) -> DiagonalGaussian:
+        """q(z | x): a DiagonalGaussian with mu, log sigma^2 of shape (B, latent)."""
+        x, y = self._check(x, y)
+        h = self.encoder(self._encoder_input(x, y))  # (B, 2 latent)
+        return DiagonalGaussian(h[:, : self.latent], h[:, self.latent :])
+
+    def encode(self, x, y=None):
+        """(mu, log_var) of q(z | x), each (B, latent)."""
+        q = self.posterior(x, y)
+        return q.mu, q.log_var
+
+    def decode_logits(self, z, y=None) -> Tensor:
+        """The decoder's output: logits (Bernoulli) or means (Gaussian), (..., latent) -> (..., x_dim)."""
+        flat, lead = flatten_samples(z if isinstance(z, Tensor) else Tensor(z))  # (N, latent)
+        out = self.decoder(self._decoder_input(flat, y))  # (N, x_dim)
+        return restore_samples(out, lead)  # (..., x_dim)
+
+    def decode(self, z, y=None) -> Tensor:
+        """Means in data space: Bernoulli probabilities sigmoid(logits), or Gaussian means."""
+        out = self.decode_logits(z, y)
+        return ops.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def reconstruct(self, x, y=None) -> Tensor:
+        """decode(mu(x)): the mean reconstruction, no sampling."""
+        q = self.posterior(x, y)
+        return self.decode(q.mu, y)
+
+    def sample(self, n: int, y=None) -> Tensor:
+        """n new examples: decode z ~ N(0, I) (B = n, x_dim), data-space means."""
+        n = check_positive_int(type(self).__name__, "n", n)
+        z = Tensor(B.rng().standard_normal(size=(n, self.latent), dtype=model_dtype(self)))
+        return self.decode(z, y)
+
+    # --- densities ----------------------------------------------------------------------
+    def log_likelihood(self, x: Tensor, z: Tensor, y=None) -> Tensor:
+        """log p(x | z) summed over pixels: z (..., B, latent) -> (..., B)."""
+        out = self.decode_logits(z, y)  # (..., B, x_dim)
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_likelihood(out, x)
+        return gaussian_log_likelihood(x, out, self.decoder_log_var)
+
+    def log_importance_weights(self, x, n_samples: int, y=None, eps=None) -> Tensor:
+        """log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x), z_k ~ q(z | x): (K, B).
+
+        The hook of ``minivae.metrics``: log p(x) ~ log mean_k w_k (importance sampling).
+        """
+        x, y = self._check(x, y)
+        q = self.posterior(x, y)
+        z = q.sample(n_samples, eps)  # (K, B, latent)
+        return self.log_likelihood(x, z, y) + standard_normal_log_prob(z) - q.log_prob(z)
+
+    # --- the objective ----------------------------------------------------------------
+    def elbo(self, x, y=None, eps=None) -> dict:
+        """{"recon", "kl", "elbo"}: per-example Tensors (B,), elbo = recon - kl (the true bound).
+
+        eps fixes the noise: (B, latent), or (n_samples, B, latent).
+        """
+        x, y = self._check(x, y)  # (B, x_dim)
+        q = self.posterior(x, y)  # (B, latent) each
+        z = q.sample(self.n_samples if eps is None else None, eps)  # (S, B, latent)
+        recon = mean_over_samples(self.log_likelihood(x, z, y))  # (B,)
+        if self.kl == "analytic":
+            kl = q.kl_to_standard()  # (B,)
+        else:
+            kl = mean_over_samples(q.log_prob(z) - standard_normal_log_prob(z))  # (B,)
+        return {"recon": recon, "kl": kl, "elbo": recon - kl}
+
+    def loss(self, x, y=None, kl_weight: float = 1.0, eps=None):
+        """(scalar to minimise, {"elbo", "recon", "kl", "loss"} in nats per example).
+
+        loss = mean over the batch of -(recon - beta * kl_weight * kl); kl_weight is
+        the warm-up factor of the training loop. With objective="iwae" the loss is
+        -log mean_k w_k over k samples and the dict adds "iwae".
+        """
+        kl_weight = check_non_negative(type(self).__name__, "kl_weight", kl_weight)
+        if self.objective == "iwae":
+            return self._iwae_loss(x, y, eps)
+        terms = self.elbo(x, y, eps)
+        loss = -(terms["recon"] - (self.beta * kl_weight) * terms["kl"]).mean()
+        return loss, scalar_stats({**terms, "loss": loss})
+
+    def _iwae_loss(self, x, y, eps):
+        """-IWAE bound: log w (k, B) -> -mean_B log mean_k w; also the k-sample ELBO estimate."""
+        x, y = self._check(x, y)
+        q = self.posterior(x, y)
+        z = q.sample(self.k if eps is None else None, eps)  # (k, B, latent)
+        recon = self.log_likelihood(x, z, y)  # (k, B)
+        log_w = recon + standard_normal_log_prob(z) - q.log_prob(z)  # (k, B)
+        iwae = log_mean_exp(log_w, axis=0)  # (B,)
+        loss = -iwae.mean()
+        recon, elbo = mean_over_samples(recon), mean_over_samples(log_w)
+        stats = {"elbo": elbo, "recon": recon, "kl": recon - elbo, "iwae": iwae, "loss": loss}
+        return loss, scalar_stats(stats)
