@@ -51,7 +51,7 @@ class Lesson:
     def report(self, key: str, value, text: str | None = None) -> None:
         """Record a number for summary.json and print it with its meaning."""
         if isinstance(value, float):
-            value = round(value, 4)
+            value = float(f"{value:.6g}")  # six significant digits: 1e-13 stays 1e-13
         self.numbers[key] = value
         print(f"  {text or key}: {value}")
 

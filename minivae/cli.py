@@ -308,17 +308,25 @@ def cmd_sample(args) -> int:
 def cmd_datasets(args) -> int:
     from minivae.data import DATASETS, locate  # noqa: PLC0415
 
-    for name in DATASETS:
-        where = locate(name)
-        print(f"{name:24s} {where if where else 'not found (minivae download ' + name + ')'}")
+    for name, description in DATASETS.items():
+        files = locate(name)
+        if not files:
+            where = "built in"
+        elif all(files.values()):
+            where = ", ".join(sorted({str(path.parent) for path in files.values()}))
+        else:
+            missing = ", ".join(stem for stem, path in files.items() if path is None)
+            where = f"missing {missing}: run 'minivae download {name}' or set MINIVAE_DATA"
+        print(f"{name:22s} {description}\n{'':22s} {where}")
     return 0
 
 
 def cmd_download(args) -> int:
     from minivae.data import download  # noqa: PLC0415
 
-    path = download(args.name)
-    print(f"{args.name} is in {path}")
+    paths = download(args.name)
+    folder = sorted({str(p.parent) for p in paths.values()})
+    print(f"{args.name}: {len(paths)} files, checksums verified, in {', '.join(folder)}")
     return 0
 
 

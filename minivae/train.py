@@ -203,6 +203,10 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> list
     ckpt_path = os.path.join(out_dir, "checkpoint.npz")
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
 
+    splits = prepare_data(config)
+    if config.model.get("kind") == "m2":  # the classification weight alpha follows the data sizes
+        config.model.setdefault("n_labelled", len(splits.labelled))
+        config.model.setdefault("n_total", len(splits.x_train))
     B.manual_seed(config.seed)
     model = build_model(config.model)
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr)
@@ -224,7 +228,6 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> list
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(asdict(config), f, indent=2)
 
-    splits = prepare_data(config)
     kind = model.config["kind"]
     rng = B.rng_on_cpu()  # shuffling and binarization; checkpointed with the weights
     n = len(splits.x_train)

@@ -1,0 +1,223 @@
+"""Training throughput of the 784-400-20 VAE (Bernoulli decoder, Adam): minivae vs PyTorch vs a GEMM floor.
+
+    python benchmarks/throughput.py                      # batch 128 and 512, float32 and float64
+    python benchmarks/throughput.py --batch 128 --dtype float32 --repeats 7 --steps 100
+
+For each configuration, every repeat times each implementation for ``--steps``
+training steps (after warm-up), in an order that rotates from repeat to repeat so
+that drift in the machine's speed cancels. It prints one JSON line per
+configuration: samples per second (median over repeats) for
+  minivae  the library's VAE on NumPy (or CuPy with --device gpu),
+  torch    the same model in PyTorch, eager, on the same threads (when torch imports),
+  floor    only the matrix products one forward and backward need, in NumPy/CuPy,
+and the ratios minivae/torch and minivae/floor (medians of the per-repeat ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+THREADS_DEFAULT = 2
+
+
+def _set_threads(n: int) -> None:
+    """Pin BLAS and OpenMP threads; must run before NumPy or PyTorch is imported."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, nargs="*", default=[128, 512])
+    p.add_argument("--dtype", nargs="*", default=["float32", "float64"])
+    p.add_argument("--steps", type=int, default=60, help="timed steps per run")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps before each run")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=THREADS_DEFAULT)
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    args = p.parse_args(argv)
+    _set_threads(args.threads)
+
+    import numpy as np  # noqa: PLC0415 (after the thread settings)
+
+    import minivae as mv  # noqa: PLC0415
+    from minivae import backend as B  # noqa: PLC0415
+
+    mv.set_device(args.device)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch  # noqa: PLC0415
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            torch = None
+
+    machine = {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": args.threads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": None if torch is None else torch.__version__,
+        "device": args.device,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    if args.device == "gpu":
+        machine["gpu"] = B.xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    print(json.dumps({"machine": machine}), flush=True)
+
+    for dtype in args.dtype:
+        for batch in args.batch:
+            result = run_config(args, np, mv, B, torch, batch, dtype)
+            result["machine"] = machine
+            print(json.dumps(result), flush=True)
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ----------------------------------------------------------------------------- the three contestants
+
+
+def make_minivae(mv, B, batch, dtype, x_host):
+    from minivae.models import VAE  # noqa: PLC0415
+    from minivae.optim import Adam  # noqa: PLC0415
+
+    mv.set_default_dtype(dtype)
+    mv.manual_seed(0)
+    model = VAE(x_dim=784, hidden=[400], latent=20, activation="relu", likelihood="bernoulli")
+    opt = Adam(model.parameters(), lr=1e-3)
+    x = B.from_numpy(x_host[:batch], dtype=B.get_default_dtype())
+
+    def step():
+        loss, _ = model.loss(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step, B.synchronize
+
+
+def make_torch(torch, batch, dtype, x_host, device):
+    dev = "cuda" if device == "gpu" else "cpu"
+    tdtype = getattr(torch, dtype)
+    torch.manual_seed(0)
+    nn = torch.nn
+
+    class TorchVAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Linear(784, 400)
+            self.mu = nn.Linear(400, 20)
+            self.lv = nn.Linear(400, 20)
+            self.dec1 = nn.Linear(20, 400)
+            self.dec2 = nn.Linear(400, 784)
+
+        def forward(self, x):
+            h = torch.relu(self.enc(x))
+            mu, lv = self.mu(h), self.lv(h)
+            z = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
+            logits = self.dec2(torch.relu(self.dec1(z)))
+            recon = -nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+            kl = 0.5 * (mu * mu + lv.exp() - 1.0 - lv).sum(1)
+            return -(recon - kl).mean()
+
+    model = TorchVAE().to(dev, tdtype)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.as_tensor(x_host[:batch], dtype=tdtype, device=dev)
+
+    def step():
+        loss = model(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
+    return step, sync
+
+
+def make_floor(B, batch, dtype, x_host):
+    """Only the GEMMs of one training step of the 784-400-20 VAE (mu and log-variance heads fused)."""
+    xp = B.xp
+    rng = B.np.random.default_rng(0)
+
+    def arr(*shape):
+        return xp.asarray(rng.standard_normal(shape), dtype=dtype)
+
+    x = xp.asarray(x_host[:batch], dtype=dtype)  # (B, 784)
+    w1, w2, w3, w4 = arr(784, 400), arr(400, 40), arr(20, 400), arr(400, 784)
+    h, out, z, hd, logits = arr(batch, 400), arr(batch, 40), arr(batch, 20), arr(batch, 400), arr(batch, 784)
+
+    def step():
+        # forward: x W1, h W2 (mu | log-variance), z W3, hd W4
+        xp.matmul(x, w1, out=h)
+        xp.matmul(h, w2, out=out)
+        xp.matmul(z, w3, out=hd)
+        xp.matmul(hd, w4, out=logits)
+        # backward: weight gradients of all four, input gradients of the last three
+        _ = hd.T @ logits
+        g_hd = logits @ w4.T
+        _ = z.T @ g_hd
+        _ = g_hd @ w3.T
+        _ = h.T @ out
+        _ = out @ w2.T
+        _ = x.T @ h
+
+    return step, B.synchronize
+
+
+def _time(step, sync, steps, warmup) -> float:
+    for _ in range(warmup):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    return time.perf_counter() - t0
+
+
+def run_config(args, np, mv, B, torch, batch, dtype) -> dict:
+    x_host = (np.random.default_rng(1).random((max(args.batch), 784)) < 0.13).astype(np.float64)
+    contestants = {"minivae": make_minivae(mv, B, batch, dtype, x_host),
+                   "floor": make_floor(B, batch, dtype, x_host)}  # fmt: skip
+    if torch is not None:
+        contestants["torch"] = make_torch(torch, batch, dtype, x_host, args.device)
+    names = list(contestants)
+    rates = {name: [] for name in names}
+    for r in range(args.repeats):
+        order = names[r % len(names):] + names[: r % len(names)]  # rotate: drift cancels
+        for name in order:
+            step, sync = contestants[name]
+            seconds = _time(step, sync, args.steps, args.warmup)
+            rates[name].append(batch * args.steps / seconds)
+    out = {"batch": batch, "dtype": dtype, "steps": args.steps, "repeats": args.repeats}
+    for name in names:
+        out[f"{name}_samples_per_s"] = round(statistics.median(rates[name]), 1)
+    ratio = lambda a, b: round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 3)  # noqa: E731
+    out["minivae_over_floor"] = ratio("minivae", "floor")
+    if "torch" in rates:
+        out["minivae_over_torch"] = ratio("minivae", "torch")
+        out["torch_over_floor"] = ratio("torch", "floor")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The minivae command: every subcommand end to end on the built-in data, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from minivae.cli import build_parser, main
+
+SUBCOMMANDS = ("train", "eval", "sample", "datasets", "download")
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_documents_every_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    for action in sub._actions:
+        for flag in action.option_strings:
+            assert flag in text, f"{command} --help does not show {flag}"
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{command} {action.option_strings} has no help text"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny cvae run through the command, shared by the tests below."""
+    out = tmp_path_factory.mktemp("runs")
+    code = main(["train", "cvae", "--dataset", "fashion-mnist-builtin", "--hidden", "32",
+                 "--latent", "3", "--epochs", "1", "--batch-size", "100", "--n-val", "500",
+                 "--limit-train", "1500", "--out", str(out), "--name", "tiny", "--no-progress",
+                 "--nll-samples", "5"])  # fmt: skip
+    assert code == 0
+    return out / "tiny"
+
+
+def test_train_writes_the_run_folder(trained_run, capsys):
+    for name in ("config.json", "metrics.jsonl", "checkpoint.npz", "summary.json",
+                 "training_curves.png", "reconstructions.png", "samples.png"):  # fmt: skip
+        assert (trained_run / name).exists(), name
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["epochs"] == 1
+    assert summary["test_nll_k5"] > 0  # nats per example: a negative log-likelihood of images
+
+
+def test_eval_prints_elbo_and_nll(trained_run, capsys):
+    code = main(["eval", str(trained_run / "checkpoint.npz"), "--nll-samples", "20",
+                 "--limit", "200"])  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["n_examples"] == 200
+    # the importance-sampled log-likelihood is at least the ELBO (on average)
+    assert out["test_nll_k20"] <= -out["test_elbo"] + 0.5
+
+
+def test_sample_with_and_without_label(trained_run, capsys, tmp_path):
+    target = tmp_path / "s.png"
+    assert main(["sample", str(trained_run / "checkpoint.npz"), "-n", "16", "--label", "3",
+                 "--out", str(target)]) == 0  # fmt: skip
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code = main(["sample", str(trained_run / "checkpoint.npz"), "--label", "12"])
+    assert code == 2
+    assert "--label must lie in [0, 10), got 12" in capsys.readouterr().err
+
+
+def test_datasets_lists_every_dataset(capsys):
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    for name in ("mnist", "fashion-mnist", "fashion-mnist-builtin", "shapes"):
+        assert name in text
+    assert "built in" in text
+
+
+def test_unknown_names_list_the_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "gan"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'gan'" in err and "vae" in err and "m2" in err
+    with pytest.raises(SystemExit):
+        main(["train", "vae", "--dataset", "cifar"])
+    assert "invalid choice: 'cifar'" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a checkpoint at all")
+    assert main(["eval", str(bad)]) == 2
+    assert "corrupt or not a minivae checkpoint" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "minivae", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for command in SUBCOMMANDS:
+        assert command in done.stdout

@@ -1,0 +1,141 @@
+"""Lesson 00 (latent variable models) in --quick mode: the numbers it claims, and its figures.
+
+The lesson runs once per test session (a few seconds); each test then checks one
+claim of the lecture against summary.json.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+LESSON = Path(__file__).resolve().parent.parent / "lessons" / "00_latent_variable_models.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURES = {
+    "1_mixture_of_gaussians.png",
+    "2_nonlinear_latent_variable_model.png",
+    "3_jensen_inequality.png",
+    "4_elbo_and_kl_gap.png",
+    "5_importance_sampling.png",
+    "5_importance_proposals.png",
+    "6_gradient_running_means.png",
+    "6_gradient_estimators.png",
+}
+MAX_Z = 4.0  # a Monte Carlo mean within this many standard errors of the exact value
+
+
+def load_lesson():
+    """The lesson as a module (its file name starts with a digit, so no plain import)."""
+    spec = importlib.util.spec_from_file_location("lesson_00_latent_variable_models", LESSON)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Run main(["--quick", "--out", tmp]) once: (output folder, summary.json, main's return)."""
+    out = tmp_path_factory.mktemp("lesson_00")
+    lesson = load_lesson()
+    returned = lesson.main(["--quick", "--out", str(out)])
+    folder = out / lesson.NAME
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return folder, summary, returned
+
+
+@pytest.fixture(scope="module")
+def summary(run):
+    return run[1]
+
+
+def test_summary_is_what_main_returns(run):
+    _, summary, returned = run
+    assert summary == returned
+    assert summary["lesson"] == "00_latent_variable_models"
+    assert summary["quick"] is True
+
+
+def test_every_figure_exists_and_is_a_png(run):
+    folder = run[0]
+    made = {p.name for p in folder.glob("*.png")}
+    assert made == FIGURES
+    for name in FIGURES:
+        data = (folder / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), f"{name} is not a PNG"
+        assert len(data) > 10_000, f"{name} is suspiciously small ({len(data)} bytes)"
+
+
+def test_marginals_integrate_to_one(summary):
+    # seed 003, eq. 17.4 (mixture), eq. 17.7 (nonlinear model) and Bayes' rule (posterior)
+    for key in ("mog_integral", "nonlinear_integral", "posterior_integral"):
+        assert summary[key] == pytest.approx(1.0, abs=1e-3), key
+
+
+def test_ancestral_samples_follow_p_x(summary):
+    # seed 003, Fig. 17.3: the samples' CDF is within the 95 % Kolmogorov-Smirnov band
+    assert 0 < summary["nonlinear_ks"] < summary["nonlinear_ks_critical_95"]
+
+
+def test_jensen_inequality(summary):
+    # seed 003, eq. 17.12: log E[y] >= E[log y]; for a log-normal y the gap is s²/2
+    assert summary["jensen_two_points_log_E_y"] > summary["jensen_two_points_E_log_y"]
+    assert summary["jensen_log_E_y"] > summary["jensen_E_log_y"]
+    gap = summary["jensen_log_E_y"] - summary["jensen_E_log_y"]
+    assert gap == pytest.approx(summary["jensen_gap_exact"], abs=0.05)
+
+
+def test_elbo_is_a_lower_bound_and_its_gap_is_the_kl(summary):
+    # seed 003, eq. 17.17: ELBO = log p(x) - KL(q ‖ p(z|x)), for every Gaussian q tried
+    assert summary["n_gaussians"] > 100
+    assert summary["max_elbo_minus_log_px"] < 0
+    assert summary["max_gap_minus_kl"] < 1e-6
+    # eq. 17.16 and eq. 17.18 (closed-form KL to the prior) give the same ELBO
+    assert summary["max_elbo_1716_minus_1718"] < 1e-6
+
+
+def test_best_gaussian_is_close_but_only_the_posterior_is_tight(summary):
+    # the nonlinear model's posterior is not Gaussian: the best Gaussian leaves a small gap,
+    # smaller than the Gaussian with the posterior's own mean and std
+    assert 0 < summary["best_q_gap"] < summary["moment_matched_q_gap"]
+    assert summary["best_q_gap"] < 0.5
+    # linear-Gaussian model: q = the exact posterior closes the gap
+    assert abs(summary["linear_log_px_error"]) < 1e-6
+    assert abs(summary["linear_gap_at_posterior"]) < 1e-6
+    assert abs(summary["linear_kl_at_posterior"]) < 1e-6
+
+
+def test_importance_sampling_error_depends_on_the_proposal(summary):
+    good, prior, narrow = (summary[f"is_{k}_rel_error_K1000"] for k in ("good", "prior", "narrow"))
+    assert good < prior < narrow
+    assert good < 0.05
+    # the good and prior proposals are unbiased: measured errors match sqrt(Var(w) / K) / p(x)
+    for key in ("is_good", "is_prior"):
+        measured = summary[f"{key}_rel_error_K1000"]
+        predicted = summary[f"{key}_predicted_rel_error_K1000"]
+        assert measured == pytest.approx(predicted, rel=0.5), key
+    # the too-narrow one misses posterior mass: its typical estimate is too low
+    assert summary["is_narrow_median_ratio_K1000"] < 0.95
+
+
+def test_both_gradient_estimators_are_unbiased(summary):
+    assert summary["sin_gradcheck_ok"] is True
+    assert summary["grad_exact_vs_central_difference"] < 1e-6
+    for key in ("grad_reparam", "grad_score"):
+        mean, se = summary[f"{key}_mean"], summary[f"{key}_se"]
+        assert abs(mean - summary["grad_exact"]) < MAX_Z * se, key
+
+
+def test_reparameterization_has_smaller_variance(summary):
+    assert summary["grad_reparam_var"] < summary["grad_score_var"]
+    assert summary["grad_variance_ratio"] > 2
+
+
+def test_lesson_reads_as_a_lesson():
+    text = LESSON.read_text(encoding="utf-8")
+    lesson = load_lesson()
+    assert "python lessons/00_latent_variable_models.py [--quick]" in lesson.__doc__
+    assert text.count("# %% [markdown]") >= 7  # setup, six parts, the runner
+    assert "seed 003, eq. 17.17" in text

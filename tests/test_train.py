@@ -1,0 +1,174 @@
+"""The training loop, checkpoints and the NaN guard, on small built-in data so they run in seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minivae as mv
+from minivae.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from minivae.models import build_model
+from minivae.train import TrainConfig, TrainingDiverged, check_writable, kl_weight, learning_rate, train
+
+SMALL_VAE = {"kind": "vae", "x_dim": 784, "hidden": [32], "latent": 4}
+
+
+def small_config(**overrides) -> TrainConfig:
+    base = dict(model=dict(SMALL_VAE), dataset="fashion-mnist-builtin", epochs=2, batch_size=50,
+                n_val=200, limit_train=1200, progress=False, seed=3)  # fmt: skip
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def quiet(*_args, **_kwargs):
+    pass
+
+
+def test_training_writes_metrics_checkpoint_and_config(tmp_path):
+    history = train(small_config(), tmp_path, log=quiet)
+    assert [row["epoch"] for row in history] == [1, 2]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 2
+    for key in ("train_elbo", "train_recon", "train_kl", "val_elbo", "val_recon", "val_kl"):
+        assert np.isfinite(rows[-1][key]), key
+    # the ELBO is recon - kl, so both terms must be consistent with it
+    assert rows[-1]["val_elbo"] == pytest.approx(rows[-1]["val_recon"] - rows[-1]["val_kl"], rel=1e-5)
+    assert rows[1]["train_elbo"] > rows[0]["train_elbo"]  # it learns
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["latent"] == 4
+    meta, params, optim = read_checkpoint(tmp_path / "checkpoint.npz")
+    assert meta["epoch"] == 2 and len(meta["history"]) == 2
+    assert set(params) == {name for name, _ in build_model(SMALL_VAE).named_parameters()}
+    assert int(optim["steps"]) == 2 * (1000 // 50)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    """N epochs straight == k epochs, stop, resume for N - k: same weights to the bit."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(small_config(epochs=3), straight, log=quiet)
+    train(small_config(epochs=1), split, log=quiet)
+    train(small_config(epochs=3), split, resume=True, log=quiet)
+    _, a, oa = read_checkpoint(straight / "checkpoint.npz")
+    _, b, ob = read_checkpoint(split / "checkpoint.npz")
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    for name in oa:
+        assert np.array_equal(oa[name], ob[name]), name
+    # and a different seed really gives different weights (the comparison can fail)
+    other = tmp_path / "other"
+    train(small_config(epochs=1, seed=4), other, log=quiet)
+    _, c, _ = read_checkpoint(other / "checkpoint.npz")
+    _, d, _ = read_checkpoint(split / "checkpoint.npz")
+    assert not all(np.array_equal(c[n], d[n]) for n in c)
+
+
+def test_resume_refuses_another_model(tmp_path):
+    train(small_config(epochs=1), tmp_path, log=quiet)
+    bigger = small_config(epochs=2, model={**SMALL_VAE, "latent": 5})
+    with pytest.raises(ValueError, match="cannot resume"):
+        train(bigger, tmp_path, resume=True, log=quiet)
+
+
+def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
+    train(small_config(epochs=1), tmp_path, log=quiet)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step \d+.*elbo=.*last good checkpoint"):
+        train(small_config(epochs=3, lr=1e9), tmp_path, resume=True, log=quiet)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["ae", "cvae", "m2"])
+def test_every_model_trains_one_epoch(tmp_path, kind):
+    model = {"kind": kind, "x_dim": 784, "hidden": [32], "latent": 4}
+    if kind in ("cvae", "m2"):
+        model["n_classes"] = 10
+    config = small_config(model=model, epochs=1, n_labelled=20, labelled_batch_size=20)
+    history = train(config, tmp_path, log=quiet)
+    row = history[0]
+    assert np.isfinite(row["train_loss"])
+    if kind == "m2":
+        assert 0.0 <= row["val_error"] <= 1.0
+    loaded, meta = load_model(tmp_path / "checkpoint.npz", expect_kind=kind)
+    assert meta["epoch"] == 1 and loaded.config == build_model(model).config
+
+
+def test_schedules_and_warmup():
+    c = small_config(epochs=10, lr=1.0, lr_schedule="exponential", lr_decay=0.5)
+    assert learning_rate(c, 0) == 1.0 and learning_rate(c, 3) == 0.125
+    c = small_config(epochs=10, lr=2.0, lr_schedule="cosine")
+    assert learning_rate(c, 0) == pytest.approx(2.0) and learning_rate(c, 5) == pytest.approx(1.0)
+    c = small_config(kl_warmup_epochs=2)
+    assert kl_weight(c, 0, 0, 10) == 0.0
+    assert kl_weight(c, 1, 0, 10) == pytest.approx(0.5)
+    assert kl_weight(c, 3, 0, 10) == 1.0
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("optimizer", "rmsprop", "unknown optimizer 'rmsprop'"),
+    ("epochs", 0, "epochs must be positive"),
+    ("lr", -1.0, "lr must be positive"),
+    ("binarize", "sometimes", "unknown binarize"),
+    ("clip_grad", 0.0, "clip_grad must be positive"),
+])  # fmt: skip
+def test_bad_config_is_refused(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        train(small_config(**{field: value}), tmp_path, log=quiet)
+
+
+def test_unknown_model_lists_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="unknown model 'gan'.*ae.*vae.*cvae.*m2"):
+        train(small_config(model={"kind": "gan"}), tmp_path, log=quiet)
+
+
+def test_unwritable_output_is_reported_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match="cannot write to the output directory"):
+        check_writable(blocker / "run")
+
+
+def test_checkpoint_round_trip_and_atomic_write(tmp_path):
+    mv.manual_seed(0)
+    model = build_model(SMALL_VAE)
+    path = save_checkpoint(tmp_path / "c.npz", model, meta={"epoch": 7})
+    assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
+    loaded, meta = load_model(path)
+    assert meta["epoch"] == 7
+    for (n1, p1), (n2, p2) in zip(model.named_parameters(), loaded.named_parameters()):
+        assert n1 == n2 and np.array_equal(p1.numpy(), p2.numpy())
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
+    mv.manual_seed(0)
+    path = save_checkpoint(tmp_path / "c.npz", build_model(SMALL_VAE))
+    data = path_bytes = open(path, "rb").read()
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_model(tmp_path / "truncated.npz")
+    flipped = bytearray(path_bytes)
+    flipped[len(flipped) // 3] ^= 0xFF
+    (tmp_path / "flipped.npz").write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "flipped.npz")
+    with pytest.raises(CheckpointError, match="holds a 'vae' model, not 'cvae'"):
+        load_model(path, expect_kind="cvae")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "missing.npz")
+    # a pickled object array is never loaded (allow_pickle=False)
+    np.savez(tmp_path / "pickled.npz", meta=np.array([{"format": 1}], dtype=object))
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "pickled.npz")
+
+
+def test_checkpoint_from_another_shape_is_refused(tmp_path):
+    mv.manual_seed(0)
+    path = save_checkpoint(tmp_path / "c.npz", build_model(SMALL_VAE))
+    meta, params, _ = read_checkpoint(path)
+    params = {k: (v[:-1] if k.endswith("bias") else v) for k, v in params.items()}
+    model = build_model(SMALL_VAE)
+    with pytest.raises(ValueError, match="shape"):
+        model.load_state_dict(params)
