@@ -51,7 +51,7 @@ class TrainConfig:
     kl_warmup_epochs: float = 0.0  # the KL weight rises linearly from 0 to 1 over these epochs
     clip_grad: float | None = None  # global gradient-norm limit
     binarize: str = "dynamic"  # dynamic: a fresh Bernoulli draw each epoch; fixed; none
-    n_val: int = 10000  # examples held out of the training split for validation
+    n_val: int = 10000  # examples held out of the training split for validation (0: none)
     n_labelled: int = 100  # M2 only: class-balanced labelled examples
     labelled_batch_size: int = 100  # M2 only
     limit_train: int | None = None  # use only the first N training examples (quick runs)
@@ -75,6 +75,8 @@ class TrainConfig:
             raise ValueError(
                 f"unknown binarize {self.binarize!r}: choose one of {', '.join(BINARIZATIONS)}"
             )
+        if self.n_val < 0:
+            raise ValueError(f"n_val must be >= 0, got {self.n_val}")
         for name in ("epochs", "batch_size", "labelled_batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -283,10 +285,11 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> list
             bar.close()
         row = {"epoch": epoch + 1}
         row.update({f"train_{k}": v / steps_per_epoch for k, v in sums.items()})
-        model.eval()
-        val = evaluate(model, splits.x_val, splits.y_val if kind in ("m2", "cvae") else None)
-        model.train()
-        row.update({f"val_{k}": v for k, v in val.items()})
+        if len(splits.x_val):  # n_val = 0 trains on the whole split, without validation
+            model.eval()
+            val = evaluate(model, splits.x_val, splits.y_val if kind in ("m2", "cvae") else None)
+            model.train()
+            row.update({f"val_{k}": v for k, v in val.items()})
         row.update({"lr": optimizer.lr, "kl_weight": kl_weight(config, epoch + 1, 0, 1),
                     "seconds": time.perf_counter() - t0})  # fmt: skip
         history.append(row)
