@@ -94,20 +94,26 @@ class Adam(Optimizer):
         self.b1, self.b2, self.eps = b1, b2, eps
         self.m = [B.xp.zeros_like(p.data) for p in self.params]
         self.v = [B.xp.zeros_like(p.data) for p in self.params]
+        self.scratch = [B.xp.empty_like(p.data) for p in self.params]
 
     def update(self, k, w, g):
-        b1, b2 = self.b1, self.b2
-        m, v = self.m[k], self.v[k]
+        xp, b1, b2 = B.xp, self.b1, self.b2
+        m, v, tmp = self.m[k], self.v[k], self.scratch[k]  # tmp: reused, so a step allocates nothing
         m *= b1
-        m += (1.0 - b1) * g  # m <- b1 m + (1 - b1) g
+        xp.multiply(g, 1.0 - b1, out=tmp)
+        m += tmp  # m <- b1 m + (1 - b1) g
         v *= b2
-        v += (1.0 - b2) * (g * g)  # v <- b2 v + (1 - b2) g^2
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp  # v <- b2 v + (1 - b2) g^2
         bc1 = 1.0 - b1**self.steps
         bc2 = 1.0 - b2**self.steps
-        denom = B.xp.sqrt(v)
-        denom /= math.sqrt(bc2)
-        denom += self.eps  # sqrt(v_hat) + eps
-        w -= (self.lr / bc1) * m / denom  # lr * m_hat / (sqrt(v_hat) + eps)
+        xp.sqrt(v, out=tmp)
+        tmp *= 1.0 / math.sqrt(bc2)
+        tmp += self.eps  # sqrt(v_hat) + eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= self.lr / bc1
+        w -= tmp  # w <- w - lr m_hat / (sqrt(v_hat) + eps)
 
     def state_arrays(self):
         state = {f"m.{k}": m for k, m in enumerate(self.m)}

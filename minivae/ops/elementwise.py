@@ -111,8 +111,18 @@ def stable_sigmoid(x):
 
 
 def stable_softplus(x):
-    """softplus(x) = log(1 + e^x), as logaddexp(0, x), which never overflows (raw arrays)."""
-    return B.xp.logaddexp(0.0, x)
+    """softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which never overflows (raw arrays).
+
+    Written out rather than as logaddexp(0, x): the same value to rounding, and ten
+    times faster in NumPy (benchmarks/BENCHMARKS.md, "softplus").
+    """
+    xp = B.xp
+    t = xp.abs(x)
+    xp.negative(t, out=t)
+    xp.exp(t, out=t)
+    xp.log1p(t, out=t)  # log(1 + e^-|x|)
+    t += xp.maximum(x, 0.0)
+    return t
 
 
 class Sigmoid(Function):
