@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from minivae import backend as B
 from minivae.ops.binary import broadcast_shapes, unbroadcast
-from minivae.ops.elementwise import stable_sigmoid, stable_softplus
 from minivae.ops.reduce import _log_softmax
 from minivae.tensor import Function
 
@@ -17,16 +16,33 @@ class BernoulliLogProb(Function):
     """log p(x | logits) = x * l - softplus(l), elementwise, for x in [0, 1]"""
 
     def forward(self, logits, x):
+        xp = B.xp
         if logits.shape != x.shape:
             broadcast_shapes("bernoulli_log_prob", logits.shape, x.shape)
         self.logits, self.x = logits, x
-        return x * logits - stable_softplus(logits)
+        # softplus(l) = max(l, 0) + log(1 + e^-|l|); e = e^-|l| is kept for the backward
+        e = xp.abs(logits)
+        xp.negative(e, out=e)
+        xp.exp(e, out=e)
+        self.e = e
+        softplus = xp.log1p(e)
+        softplus += xp.maximum(logits, 0.0)
+        out = x * logits  # (broadcast shape)
+        out -= softplus
+        return out
 
     def backward(self, grad_out):
         # d/dl = x - sigmoid(l), d/dx = l
+        xp = B.xp
         gl = gx = None
         if self.needs_input_grad[0]:
-            gl = unbroadcast(grad_out * (self.x - stable_sigmoid(self.logits)), self.logits.shape)
+            # sigmoid(l) from the saved e = e^-|l|: 1 / (1 + e) for l >= 0, e / (1 + e) for l < 0
+            sig = self.e + 1.0
+            xp.reciprocal(sig, out=sig)
+            xp.multiply(sig, self.e, out=sig, where=self.logits < 0)
+            d = self.x - sig  # (broadcast shape)
+            d *= grad_out
+            gl = unbroadcast(d, self.logits.shape)
         if self.needs_input_grad[1]:
             gx = unbroadcast(grad_out * self.logits, self.x.shape)
         return gl, gx
