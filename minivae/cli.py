@@ -210,12 +210,12 @@ def _figures(ckpt: str, out_dir: str, seed: int) -> None:
     ds = load_dataset(meta["train_config"]["dataset"], "test")
     B.manual_seed(seed)
     with no_grad():
-        x = B.from_numpy(ds.images[:32], dtype=B.get_default_dtype())
-        y = B.from_numpy(ds.labels[:32])
+        x = B.from_numpy(ds.images[:30], dtype=B.get_default_dtype())
+        y = B.from_numpy(ds.labels[:30])
         recon = model.reconstruct(x, y) if kind == "cvae" else model.reconstruct(x)
-        plots.reconstructions(ds.images[:32], B.to_numpy(recon.data if hasattr(recon, "data") else recon),
+        plots.reconstructions(ds.images[:30], B.to_numpy(recon.data if hasattr(recon, "data") else recon),
                               os.path.join(out_dir, "reconstructions.png"),
-                              f"{kind}: test images (top) and reconstructions (bottom)")  # fmt: skip
+                              f"{kind}: test images and their reconstructions (rows alternate)")  # fmt: skip
         if kind == "ae":
             return
         if kind in ("cvae", "m2"):
@@ -226,7 +226,7 @@ def _figures(ckpt: str, out_dir: str, seed: int) -> None:
             samples = model.sample(64)
             title = f"{kind}: samples from the prior"
         plots.image_grid(B.to_numpy(samples.data), os.path.join(out_dir, "samples.png"), title,
-                         ncols=8 if kind == "vae" else 8)  # fmt: skip
+                         ncols=8)  # fmt: skip
 
 
 def _evaluate(ckpt, k, dataset, split, limit, batch_size, seed) -> dict:
