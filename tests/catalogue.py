@@ -359,6 +359,14 @@ case("bernoulli_log_prob", ops.bernoulli_log_prob, lambda l, x: x * l - np_softp
 case("bernoulli_log_prob", ops.bernoulli_log_prob, lambda l, x: x * l - np_softplus(l),
      inputs(real(3, 4), ((4,), "unit")),
      lambda l, x: x * l - torch.nn.functional.softplus(l), id="bernoulli_log_prob-broadcast")  # fmt: skip
+case("bernoulli_log_likelihood", ops.bernoulli_log_likelihood,
+     lambda l, x: (x * l - np_softplus(l)).sum(-1), inputs(real(3, 4), ((3, 4), "unit")),
+     lambda l, x: (x * l - torch.nn.functional.softplus(l)).sum(-1),
+     id="bernoulli_log_likelihood")  # fmt: skip
+case("bernoulli_log_likelihood", ops.bernoulli_log_likelihood,
+     lambda l, x: (x * l - np_softplus(l)).sum(-1), inputs(real(2, 3, 4), ((3, 4), "unit")),
+     lambda l, x: (x * l - torch.nn.functional.softplus(l)).sum(-1),
+     id="bernoulli_log_likelihood-samples")  # fmt: skip
 case("gaussian_log_prob", ops.gaussian_log_prob, np_gaussian_log_prob,
      inputs(real(3, 4), real(3, 4), real(3, 4)),
      lambda x, m, v: torch.distributions.Normal(m, torch.exp(0.5 * v)).log_prob(x))  # fmt: skip

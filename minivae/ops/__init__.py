@@ -25,7 +25,12 @@ from minivae.ops.gaussian import (
     reparameterize,
     reparameterize_full,
 )
-from minivae.ops.losses import bernoulli_log_prob, cross_entropy, gaussian_log_prob
+from minivae.ops.losses import (
+    bernoulli_log_likelihood,
+    bernoulli_log_prob,
+    cross_entropy,
+    gaussian_log_prob,
+)
 from minivae.ops.matmul import linear, matmul
 from minivae.ops.reduce import log_softmax, logsumexp, max, mean, softmax, sum
 from minivae.ops.shape import concatenate, getitem, reshape, stack, transpose
@@ -36,7 +41,7 @@ OPS = (
     "sum", "mean", "max", "logsumexp", "log_softmax", "softmax",
     "reshape", "transpose", "getitem", "concatenate", "stack",
     "matmul", "linear",
-    "bernoulli_log_prob", "gaussian_log_prob", "cross_entropy",
+    "bernoulli_log_prob", "bernoulli_log_likelihood", "gaussian_log_prob", "cross_entropy",
     "reparameterize", "kl_normal_std", "kl_normal_normal",
     "cholesky_factor", "reparameterize_full", "kl_full_std", "full_gaussian_log_prob",
 )  # fmt: skip

@@ -48,6 +48,71 @@ class BernoulliLogProb(Function):
         return gl, gx
 
 
+BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
+
+
+def _bernoulli_rows(logits, x, keep_e: bool):
+    """sum_d x_d l_d - softplus(l_d) over the last axis, and e = e^-|l| if asked (raw arrays)."""
+    xp = B.xp
+    e = xp.abs(logits)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)
+    t = xp.log1p(e)
+    t += xp.maximum(logits, 0.0)  # softplus(l)
+    xl = x * logits
+    xl -= t
+    return xl.sum(axis=-1), (e if keep_e else None)
+
+
+class BernoulliLogLikelihood(Function):
+    """log p(x | logits) = sum_d [x_d l_d - softplus(l_d)]: the per-example sum over the last axis
+
+    logits (..., B, D), x (B, D) -> (..., B). The fused fast path of
+    bernoulli_log_prob(...).sum(-1): without gradients (evaluation, importance
+    sampling) it works through cache-sized blocks and never stores a full-size array.
+    """
+
+    def forward(self, logits, x):
+        xp = B.xp
+        if x.ndim < 1 or logits.shape[logits.ndim - x.ndim:] != x.shape:
+            raise ValueError(
+                f"bernoulli_log_likelihood: logits of shape {logits.shape} do not end with the "
+                f"shape of x {x.shape}"
+            )
+        self.logits, self.x = logits, x
+        if any(self.needs_input_grad):  # training: one pass, keep e^-|l| for the backward
+            out, self.e = _bernoulli_rows(logits, x, keep_e=True)
+            return out
+        lead = logits.shape[: logits.ndim - x.ndim]  # sample axes that x broadcasts over
+        flat = logits.reshape((-1,) + x.shape)  # (M, B, D): a view
+        out = xp.empty(flat.shape[:-1], dtype=xp.result_type(logits, x))  # (M, B)
+        if x.ndim >= 2 and x.shape[0] > 1 and flat.shape[0] == 1:
+            step = max(1, BLOCK_ELEMENTS // max(1, x[0].size))  # blocks of rows of x
+            for r in range(0, x.shape[0], step):
+                out[0, r : r + step] = _bernoulli_rows(flat[0, r : r + step], x[r : r + step], False)[0]
+        else:
+            step = max(1, BLOCK_ELEMENTS // max(1, x.size))  # blocks of samples
+            for m in range(0, flat.shape[0], step):
+                out[m : m + step] = _bernoulli_rows(flat[m : m + step], x, False)[0]
+        return out.reshape(lead + x.shape[:-1])
+
+    def backward(self, grad_out):
+        # d/dl_d = x_d - sigmoid(l_d) (times the upstream gradient of its row), d/dx_d = l_d
+        xp = B.xp
+        gl = gx = None
+        g = grad_out[..., None]  # (..., B, 1): each row's gradient spread over its D entries
+        if self.needs_input_grad[0]:
+            sig = self.e + 1.0
+            xp.reciprocal(sig, out=sig)
+            xp.multiply(sig, self.e, out=sig, where=self.logits < 0)  # sigmoid(l), from e = e^-|l|
+            d = self.x - sig
+            d *= g
+            gl = d
+        if self.needs_input_grad[1]:
+            gx = unbroadcast(self.logits * g, self.x.shape)
+        return gl, gx
+
+
 class GaussianLogProb(Function):
     """log N(x | m, e^v) = -(log 2pi + v + (x - m)^2 e^-v) / 2, elementwise (v = log variance)"""
 
@@ -108,6 +173,10 @@ class CrossEntropy(Function):
 
 def bernoulli_log_prob(logits, x):
     return BernoulliLogProb.apply(logits, x)
+
+
+def bernoulli_log_likelihood(logits, x):
+    return BernoulliLogLikelihood.apply(logits, x)
 
 
 def gaussian_log_prob(x, mean, log_var):
