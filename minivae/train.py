@@ -227,6 +227,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> list
         history = meta["history"]
         start_epoch = meta["epoch"]
         log(f"resuming {ckpt_path} after epoch {start_epoch}")
+    if not resume and os.path.exists(metrics_path):
+        os.remove(metrics_path)  # a fresh run starts a fresh log (a resumed one appends)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(asdict(config), f, indent=2)
 

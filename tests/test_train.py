@@ -172,3 +172,11 @@ def test_checkpoint_from_another_shape_is_refused(tmp_path):
     model = build_model(SMALL_VAE)
     with pytest.raises(ValueError, match="shape"):
         model.load_state_dict(params)
+
+
+def test_a_fresh_run_starts_a_fresh_metrics_log(tmp_path):
+    train(small_config(epochs=1), tmp_path, log=quiet)
+    train(small_config(epochs=1), tmp_path, log=quiet)  # same folder, not resumed
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+    train(small_config(epochs=2), tmp_path, resume=True, log=quiet)  # resumed: appends
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2

@@ -1,0 +1,161 @@
+"""Lesson 01 (the autoencoder) in --quick mode: the numbers it claims, and its figures.
+
+The lesson runs once per test session (about 7 s, on the built-in Fashion-MNIST
+subset so that no download is needed); each test then checks one claim of the
+lecture against summary.json.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+LESSON = Path(__file__).resolve().parent.parent / "lessons" / "01_autoencoder.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FIGURES = {
+    "1_training_curve.png",
+    "2_reconstructions.png",
+    "3_code_space.png",
+    "4_codes_vs_prior.png",
+    "5_decoded_prior_samples.png",
+    "5_decoded_fitted_gaussian_samples.png",
+    "5_classifier_confidence.png",
+    "5_predicted_classes.png",
+    "5_prior_samples_by_code_scale.png",
+}
+KINDS = ("real", "recon", "prior", "fitted")  # the kinds of images the classifier scores
+
+
+def load_lesson():
+    """The lesson as a module (its file name starts with a digit, so no plain import)."""
+    spec = importlib.util.spec_from_file_location("lesson_01_autoencoder", LESSON)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
+    out = tmp_path_factory.mktemp("lesson_01")
+    lesson = load_lesson()
+    argv = ["--quick", "--out", str(out), "--dataset", "fashion-mnist-builtin", "--no-progress"]
+    returned = lesson.main(argv)
+    folder = out / lesson.NAME
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return folder, summary, returned, lesson
+
+
+@pytest.fixture(scope="module")
+def summary(run):
+    return run[1]
+
+
+def test_summary_is_what_main_returns(run):
+    _, summary, returned, _ = run
+    assert summary == returned
+    assert summary["lesson"] == "01_autoencoder"
+    assert summary["quick"] is True
+    assert summary["dataset"] == "fashion-mnist-builtin"
+
+
+def test_every_figure_exists_and_is_a_png(run):
+    folder = run[0]
+    made = {p.name for p in folder.glob("*.png")}
+    assert made == FIGURES
+    for name in FIGURES:
+        data = (folder / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), f"{name} is not a PNG"
+        assert len(data) > 10_000, f"{name} is suspiciously small ({len(data)} bytes)"
+    # the autoencoder was trained with minivae.train: its checkpoint and log are kept
+    assert (folder / "ae_training" / "checkpoint.npz").is_file()
+    log = (folder / "ae_training" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(log) == len(run[1]["val_se_per_epoch"])  # one line per epoch, not appended
+
+
+def test_reconstruction_error_falls_during_training(summary, run):
+    # seed 000, "Autoencoders": training minimises Σ ‖g(f(x)) − x‖²
+    lesson = run[3]
+    train_se, val_se = summary["train_se_per_epoch"], summary["val_se_per_epoch"]
+    assert len(train_se) == len(val_se) == lesson.EPOCHS[1]
+    assert all(math.isfinite(v) and v > 0 for v in train_se + val_se)
+    assert val_se[-1] < val_se[0]
+    assert train_se[-1] < train_se[0]
+    # the best linear 2-D code (PCA) beats predicting the mean image
+    assert 0 < summary["test_se_pca2"] < summary["test_se_mean_image"]
+    assert math.isfinite(summary["test_se"]) and summary["test_se"] > 0
+
+
+def test_code_moments_are_not_those_of_the_prior(summary):
+    # seed 000, "Generating Data Using Autoencoders": the distribution of z is not N(0, I)
+    eig = np.array(summary["code_cov_eigenvalues"])
+    assert eig.shape == (2,) and np.all(eig > 0)
+    assert np.max(np.abs(np.log(eig))) > math.log(2)  # some direction off by a factor of 2
+    assert summary["code_gaussian_kl"] > 0.5
+    # the KL printed is the closed form ½ (tr S + mᵀm − d − log det S) of the printed moments
+    m, s = np.array(summary["code_mean"]), np.array(summary["code_cov"])
+    kl = 0.5 * (np.trace(s) + m @ m - 2 - np.log(np.linalg.det(s)))
+    assert summary["code_gaussian_kl"] == pytest.approx(kl, rel=0.02, abs=0.02)
+    assert summary["code_mean_norm"] == pytest.approx(np.linalg.norm(m), rel=1e-3, abs=1e-3)
+
+
+def test_rescaling_the_code_leaves_the_loss_unchanged(summary):
+    # the loss does not fix the code's scale: c f(x) decoded by g(z / c) is the same network
+    factors = summary["rescale_factors"]
+    assert 1.0 in factors and len(factors) >= 3
+    ses = summary["rescale_test_se"]
+    assert max(ses) - min(ses) < 1e-3 * summary["test_se"]
+    assert ses[factors.index(1.0)] == pytest.approx(summary["test_se"], rel=1e-3)
+    kls = summary["rescale_code_kl"]
+    assert max(kls) - min(kls) > 1.0  # ... while the code's distance from N(0, I) changes
+
+
+def test_no_code_scale_makes_the_prior_work(summary):
+    # the twins decode the same z ~ N(0, I): small codes leave the prior far outside them
+    # (the decoder extrapolates), large ones give only the classes near the origin
+    outside = summary["rescale_outside_prior"]
+    assert len(outside) == len(summary["rescale_factors"])
+    assert outside[0] > outside[-1]  # factors ascending: the smallest code first
+    for entropy in summary["rescale_entropy_prior"]:
+        assert entropy < summary["class_entropy_real"] - 0.2
+
+
+def test_prior_samples_miss_the_codes(summary):
+    # "near" is defined so that NEAR_QUANTILE of test codes are near: a calibration check
+    assert summary["near_fraction_test"] == pytest.approx(0.99, abs=0.01)
+    assert summary["near_fraction_prior"] < 0.5
+    assert summary["near_fraction_prior"] < summary["near_fraction_fitted"]
+    assert summary["nearest_code_median_prior"] > 3 * summary["nearest_code_median_test"]
+
+
+def test_decoder_extrapolates_off_the_codes(summary):
+    # real images are in [0, 1]; the decoder leaves that range mostly where it saw no codes
+    assert summary["outside_fraction_real"] == 0
+    assert summary["outside_fraction_prior"] > 2 * summary["outside_fraction_recon"]
+    assert summary["outside_fraction_prior_far"] > summary["outside_fraction_prior_near"]
+
+
+def test_classifier_scores(summary):
+    assert summary["classifier_test_accuracy"] > 0.5  # chance is 0.1
+    for kind in KINDS:
+        assert 0.1 <= summary[f"confidence_{kind}"] <= 1.0, kind
+        assert 0.0 <= summary[f"class_entropy_{kind}"] <= math.log(10) + 1e-9, kind
+        assert 0.1 <= summary[f"top_class_share_{kind}"] <= 1.0, kind
+    # the test set has every class about equally often; decodes of z ~ N(0, I) do not
+    assert summary["class_entropy_real"] > 0.95 * math.log(10)
+    assert summary["class_entropy_prior"] < summary["class_entropy_real"] - 0.2
+
+
+def test_lesson_reads_as_a_lesson():
+    text = LESSON.read_text(encoding="utf-8")
+    lesson = load_lesson()
+    assert "python lessons/01_autoencoder.py [--quick]" in lesson.__doc__
+    assert text.count("# %% [markdown]") >= 7  # setup, five parts, the conclusion
+    for cited in ("seed 000", "Generating Data Using Autoencoders", "seed 001", "Fig. 1a"):
+        assert cited in text, cited
+    assert lesson.LATENT == 2 and lesson.LIKELIHOOD == "mse"
