@@ -150,7 +150,7 @@ def prepare_data(config: TrainConfig) -> Splits:
     order = B.np.random.default_rng(config.seed + 7919).permutation(len(x))
     val, tr = order[:n_val], order[n_val:]
     x_val, y_val = x[val], y[val]
-    if config.binarize != "none":
+    if config.binarize != "none" and len(x_val):
         x_val = D.binarize_fixed(x_val, seed=config.seed + 1)  # binarized once
     splits = Splits(x[tr], y[tr], x_val, y_val, ds.source)
     if config.model.get("kind") == "m2":

@@ -180,3 +180,8 @@ def test_a_fresh_run_starts_a_fresh_metrics_log(tmp_path):
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
     train(small_config(epochs=2), tmp_path, resume=True, log=quiet)  # resumed: appends
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_training_without_validation(tmp_path):
+    history = train(small_config(epochs=1, n_val=0), tmp_path, log=quiet)
+    assert "train_elbo" in history[0] and not any(k.startswith("val_") for k in history[0])
