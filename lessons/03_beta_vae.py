@@ -1,0 +1,389 @@
+"""Lesson 03: the β-VAE, rate against distortion, and measuring disentanglement.
+
+The β-VAE (Higgins et al. 2017) trains the VAE with the KL term weighted by β:
+
+    loss = −E_q[log p(x|z)] + β KL(q(z|x) ‖ p(z))        (seed 003, "VAE applications [4]")
+
+β = 1 is the ELBO. A larger β buys a cheaper code (lower rate, the KL) with worse
+reconstructions (higher distortion), switches latent units off, and — the claim of
+seed 000's β-VAE slides and seed 003's "Disentanglement" — pushes each remaining
+unit towards one interpretable factor of variation. This lesson checks the claim:
+
+  1. the data: built-in dSprites-style shapes with five known factors
+     (shape, scale, orientation, pos_x, pos_y), and MNIST
+  2. a β sweep on both: rate and distortion per β (the rate-distortion curve) and
+     the number of active units
+  3. latent traversals of β = 1 and the largest β, one row per unit, active units
+     first (seed 000, "beta-VAE", Fig. 4)
+  4. disentanglement scores on shapes per β: the Mutual Information Gap (Chen et al.
+     2018) and the β-VAE metric (Higgins et al. 2017), from minivae.disentanglement,
+     and the mutual information of every unit with every factor
+
+Seeds are the lecture notes in the shared seeds folder (see DESIGN.md); "seed 003,
+VAE applications [4]" means that section of file 003_*.txt.
+
+Run (about 4-5 min on 2 busy cores; --quick takes about 10 s):
+
+    python lessons/03_beta_vae.py [--quick]
+
+Figures and summary.json go to runs/lessons/03_beta_vae/ (change the root with --out).
+--dataset picks the second data set of the sweep (default mnist; without the files
+the lesson falls back to the built-in Fashion-MNIST subset and says so); the
+disentanglement part always uses the built-in shapes, whose factors are known.
+"""
+
+# %% [markdown]
+# # Setup
+# Imports, the sizes of every part as named constants (pairs: full run, --quick),
+# and helpers that move images through the trained encoder and decoder in batches.
+
+# %%
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
+
+import minivae as mv
+from lessons.common import Lesson, parse_args
+from minivae import backend as B
+from minivae import data as D
+from minivae import disentanglement as dis
+from minivae import metrics, plots
+from minivae.checkpoint import load_model
+from minivae.train import TrainConfig, evaluate, train
+
+NAME = "03_beta_vae"
+
+# The β sweep (seed 003, VAE applications [4]: "upweights the KL divergence term")
+BETAS = ((1, 2, 4, 8, 16), (1, 16))  # shapes
+MNIST_BETAS = ((1, 4, 16), (1, 16))  # the second data set: fewer, to keep the run short
+
+# The VAE: encoder x-256-(2 x 10), decoder 10-256-x, ReLU, Bernoulli pixels, Adam
+HIDDEN = ((256,), (64,))
+LATENT = 10
+ACTIVATION = "relu"
+BATCH_SIZE = (256, 128)
+LEARNING_RATE = 2e-3
+SHAPES_EPOCHS = (8, 2)
+SHAPES_LIMIT = (10000, 1200)  # training images (a fifth of them held out for validation)
+MNIST_EPOCHS = (2, 1)
+MNIST_LIMIT = (12000, 1000)
+N_EVAL = (2000, 500)  # test images for rate, distortion and active units
+EVAL_BATCH = 1000
+
+# Active units (Burda et al. 2015): Cov_x(E_q[z_u]) > 0.01
+ACTIVE_THRESHOLD = 1e-2
+
+# Traversals (seed 000, beta-VAE, Fig. 4): each unit swept over these values, others held
+TRAVERSAL_VALUES = np.linspace(-2.5, 2.5, 9)
+
+# Disentanglement on shapes (minivae.disentanglement)
+N_MIG = (10000, 2000)  # fresh shapes for MIG; the histogram estimate of I needs thousands
+MIG_BINS = 20
+MIG_SEED = 2  # make_shapes seeds 0 and 1 are the train and test splits
+BVAE_TRAIN = (500, 100)  # points for the β-VAE metric's classifier ...
+BVAE_TEST = (250, 50)  # ... and held-out points (multiples of the 5 factors)
+BVAE_PAIRS = (16, 8)  # L: pairs averaged per point
+
+
+def pick(pair, quick: bool):
+    """The --quick value of a (full, quick) pair when quick, else the full one."""
+    return pair[1] if quick else pair[0]
+
+
+def to_device(x):
+    """A host array as a device array of the engine's default float dtype."""
+    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
+
+
+@mv.no_grad()
+def encode_mean(model, x):
+    """μ(x), the encoder mean, for host images (N, x_dim) in batches: host (N, latent) float64."""
+    parts = [B.to_numpy(model.encode(to_device(x[s : s + EVAL_BATCH]))[0].data)
+             for s in range(0, len(x), EVAL_BATCH)]  # fmt: skip
+    return np.concatenate(parts).astype(np.float64)
+
+
+@mv.no_grad()
+def decode(model, z):
+    """Bernoulli means sigmoid(g(z)) for host codes (N, latent): host (N, x_dim)."""
+    parts = [B.to_numpy(model.decode(to_device(z[s : s + EVAL_BATCH])).data)
+             for s in range(0, len(z), EVAL_BATCH)]  # fmt: skip
+    return np.concatenate(parts).astype(np.float64)
+
+
+def save_figure(fig: Figure, path: str) -> None:
+    """A multi-panel figure that minivae.plots has no function for: Agg canvas, no pyplot."""
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
+
+
+def beta_key(beta) -> str:
+    return f"beta{beta:g}"
+
+
+# %% [markdown]
+# # Part 1: the data
+# The built-in shapes are 32 x 32 binary images rendered from five factors drawn
+# uniformly: shape (3 values), scale (6), orientation (10), pos_x (16), pos_y (16).
+# Because we know the factors, we can ask how each latent unit relates to them.
+# The images are already binary, so training uses them as they are (binarize="none").
+
+# %%
+
+
+def part1_data(lesson: Lesson, quick):
+    test = D.load_dataset("shapes", "test")
+    lesson.report("shapes_factor_sizes", list(test.factor_sizes),
+                  f"shapes factors {', '.join(test.factor_names)}: values per factor")  # fmt: skip
+    # one row per shape, scale and position varying along the row
+    rows = []
+    for shape in range(len(D.SHAPE_NAMES)):
+        f = np.zeros((8, 5), dtype=np.int64)
+        f[:, 0] = shape
+        f[:, 1] = np.linspace(0, test.factor_sizes[1] - 1, 8).round()
+        f[:, 2] = np.arange(8) % test.factor_sizes[2]
+        f[:, 3] = np.linspace(0, test.factor_sizes[3] - 1, 8).round()
+        f[:, 4] = np.linspace(test.factor_sizes[4] - 1, 0, 8).round()
+        rows.append(D.render_shapes(f))
+    plots.image_grid(np.concatenate(rows), lesson.path("1_shapes_factors.png"),
+                     "Part 1 - the shapes data: along a row scale, orientation, pos_x grow "
+                     "and pos_y falls; one row per shape", ncols=8, image_shape=(32, 32),
+                     row_labels=list(D.SHAPE_NAMES))  # fmt: skip
+    return test
+
+
+# %% [markdown]
+# # Part 2: the β sweep — rate, distortion, active units (seed 003, VAE applications [4])
+# For each β we train the same VAE with loss = −recon + β KL (minivae's VAE takes
+# β as an argument) and measure on test images, in nats per image:
+#   rate R = KL(q(z|x) ‖ p(z)), distortion D = −E_q[log p(x|z)], −ELBO = R + D.
+# β = 1 minimizes R + D; a larger β trades distortion for rate. A unit is active
+# when its mean μ_u(x) varies over the data, Cov_x(μ_u) > 0.01 (Burda et al. 2015):
+# an inactive unit has q(z_u|x) ≈ p(z_u) for every x and carries no information.
+
+# %%
+
+
+def train_vae(lesson: Lesson, folder: str, dataset: str, x_dim: int, beta, *, epochs: int,
+              limit: int, binarize: str):  # fmt: skip
+    """Train a β-VAE with minivae.train into the lesson's folder; (model in eval mode, history)."""
+    quick = lesson.args.quick
+    model_config = {"kind": "vae", "x_dim": x_dim, "hidden": list(pick(HIDDEN, quick)),
+                    "latent": LATENT, "activation": ACTIVATION, "likelihood": "bernoulli",
+                    "beta": float(beta)}  # fmt: skip
+    config = TrainConfig(
+        model=model_config, dataset=dataset, epochs=epochs, batch_size=pick(BATCH_SIZE, quick),
+        lr=LEARNING_RATE, binarize=binarize, limit_train=limit, seed=lesson.args.seed,
+        progress=not lesson.args.no_progress, fallback_dataset=True,
+    )  # fmt: skip
+    folder = lesson.path(folder)
+    history = train(config, folder, log=lambda line: print("    " + line))
+    model, _ = load_model(os.path.join(folder, "checkpoint.npz"), expect_kind="vae")
+    model.eval()
+    return model, history
+
+
+def sweep(lesson: Lesson, tag: str, dataset: str, betas, x_test, *, epochs, limit, binarize):
+    """Train one VAE per β; record test rate, distortion, active units. Returns {β: results}."""
+    results = {}
+    for beta in betas:
+        t0 = time.perf_counter()
+        print(f"  {tag}: training the β = {beta:g} VAE ...")
+        model, _ = train_vae(lesson, f"runs/{tag}_{beta_key(beta)}", dataset, x_test.shape[1],
+                             beta, epochs=epochs, limit=limit, binarize=binarize)  # fmt: skip
+        terms = evaluate(model, x_test)  # per-image means of recon, kl, elbo on test images
+        mu = encode_mean(model, x_test)  # (N, latent)
+        activity = metrics.unit_activity(mu)  # (latent,) Cov_x(μ_u)
+        n_active = metrics.active_units(mu, ACTIVE_THRESHOLD)
+        k = f"{tag}_{beta_key(beta)}"
+        lesson.report(f"{k}_rate", float(terms["kl"]), f"{tag} β = {beta:g}: rate R = KL (nats)")
+        lesson.report(f"{k}_distortion", float(-terms["recon"]), "  ... distortion D = −recon")
+        lesson.report(f"{k}_neg_elbo", float(-terms["elbo"]), "  ... −ELBO = R + D")
+        lesson.report(f"{k}_active_units", n_active, f"  ... active units of {LATENT}")
+        lesson.report(f"{k}_seconds", round(time.perf_counter() - t0, 1), "  ... seconds")
+        results[beta] = {"model": model, "rate": float(terms["kl"]),
+                         "distortion": float(-terms["recon"]), "activity": activity,
+                         "active": n_active}  # fmt: skip
+    plots.rate_distortion([r["rate"] for r in results.values()],
+                          [r["distortion"] for r in results.values()], list(results),
+                          lesson.path(f"2_rate_distortion_{tag}.png"),
+                          f"Part 2 - {'built-in 32x32 shapes' if tag == 'shapes' else dataset}: "
+                          "test rate vs distortion across β; a larger β buys a cheaper code "
+                          "with worse reconstructions")  # fmt: skip
+    return results
+
+
+# %% [markdown]
+# # Part 3: latent traversals (seed 000, "beta-VAE", Fig. 4)
+# Encode one test image, then sweep one unit at a time over −2.5 ... 2.5 with the
+# others held at the image's μ, and decode. With β = 1 a unit tends to change
+# several things at once; with a large β the active units are fewer and each tends
+# to move one factor (position, scale, ...), and inactive units change nothing.
+# Rows are ordered by activity Cov_x(μ_u); each row names the factor the unit has
+# the most mutual information with (normalized by the factor's entropy, Part 4).
+
+# %%
+
+
+def part3_traversals(lesson: Lesson, beta, result, x_test, mi_norm, factor_names, base_index):
+    model, activity = result["model"], result["activity"]
+    order = np.argsort(-activity, kind="stable")  # active units first
+    base = encode_mean(model, x_test[base_index : base_index + 1])[0]  # (latent,)
+    z = np.repeat(base[None, :], len(order) * len(TRAVERSAL_VALUES), axis=0)  # (D S, latent)
+    for row, unit in enumerate(order):
+        z[row * len(TRAVERSAL_VALUES) : (row + 1) * len(TRAVERSAL_VALUES), unit] = TRAVERSAL_VALUES
+    images = decode(model, z)  # (D S, 1024)
+    labels = []
+    for unit in order:
+        if activity[unit] > ACTIVE_THRESHOLD:
+            f = int(np.argmax(mi_norm[unit]))
+            labels.append(f"z{unit} {factor_names[f]} {mi_norm[unit, f]:.2f}")
+        else:
+            labels.append(f"z{unit} inactive")
+    plots.traversals(images, len(order), len(TRAVERSAL_VALUES),
+                     lesson.path(f"3_traversals_{beta_key(beta)}.png"),
+                     f"Part 3 - traversals of the β = {beta:g} VAE on shapes "
+                     f"({result['active']} active): one row per unit, named by its best factor "
+                     "and I(z; v) / H(v)",
+                     values=TRAVERSAL_VALUES, row_labels=labels, image_shape=(32, 32))  # fmt: skip
+
+
+# %% [markdown]
+# # Part 4: measuring disentanglement on shapes
+# Mutual Information Gap (Chen et al. 2018, eq. 6):
+#   MIG = 1/K Σ_k (I(z_(1); v_k) − I(z_(2); v_k)) / H(v_k)
+# with z_(1), z_(2) the two units that know most about factor v_k; I is estimated
+# from a 20-bin histogram of μ_u. 1: each factor in exactly one unit; 0: a factor
+# spread over two units (or in none).
+# β-VAE metric (Higgins et al. 2017, Sec. 3): fix one factor k, render L pairs of
+# images sharing v_k (others random), average |μ(x1) − μ(x2)|; a linear classifier
+# must name k from that vector. Score = held-out accuracy (chance = 1/5).
+
+# %%
+
+
+def part4_scores(lesson: Lesson, results, quick):
+    ds = D.make_shapes(pick(N_MIG, quick), seed=MIG_SEED)
+    entropies = np.array([dis.entropy(ds.factors[:, k]) for k in range(len(ds.factor_sizes))])
+    mi_norm, migs, bvaes = {}, [], []
+    for beta, r in results.items():
+        model = r["model"]
+        # seed 003, VAE applications [4]: human-interpretable features in separate directions
+        mig, mi = dis.mutual_information_gap(encode_mean(model, ds.images), ds.factors,
+                                             n_bins=MIG_BINS)  # fmt: skip  # mi (latent, K)
+        _, gaps = dis.mig_from_mi(mi, entropies)
+        mi_norm[beta] = mi / entropies  # (latent, K) I(z_u; v_k) / H(v_k)
+
+        def represent(factors, model=model):
+            return encode_mean(model, D.render_shapes(factors))  # (N, latent) μ(x)
+
+        bvae, details = dis.beta_vae_metric(represent, ds.factor_sizes, seed=lesson.args.seed,
+                                            n_train=pick(BVAE_TRAIN, quick),
+                                            n_test=pick(BVAE_TEST, quick),
+                                            batch=pick(BVAE_PAIRS, quick))  # fmt: skip
+        k = f"shapes_{beta_key(beta)}"
+        lesson.report(f"{k}_mig", mig, f"shapes β = {beta:g}: MIG")
+        lesson.report(f"{k}_mig_per_factor", [round(float(g), 4) for g in gaps],
+                      f"  ... gap per factor ({', '.join(ds.factor_names)})")  # fmt: skip
+        lesson.report(f"{k}_beta_vae_metric", bvae, "  ... β-VAE metric (test accuracy)")
+        lesson.report(f"{k}_beta_vae_metric_train", details["train_accuracy"],
+                      "  ... its classifier's training accuracy")  # fmt: skip
+        migs.append(mig)
+        bvaes.append(bvae)
+    betas = np.array(list(results), dtype=float)
+    plots.line_plot({"MIG (Chen et al. 2018)": (betas, np.array(migs)),
+                     "β-VAE metric (Higgins et al. 2017)": (betas, np.array(bvaes)),
+                     "chance level of the β-VAE metric (1/5)": (betas, np.full(len(betas), 0.2))},
+                    lesson.path("4_disentanglement_vs_beta.png"),
+                    "Part 4 - disentanglement scores of the shapes VAEs against β",
+                    "β (log scale)", "score (1 = perfectly disentangled)",
+                    logx=True)  # fmt: skip
+    return mi_norm, ds.factor_names
+
+
+def plot_mi_matrices(lesson: Lesson, mi_norm, results, factor_names):
+    """I(z_u; v_k) / H(v_k) for the smallest and largest β, units in order of activity."""
+    shown = [min(mi_norm), max(mi_norm)]
+    fig = Figure(figsize=(10.0, 4.8), layout="constrained")
+    axes = fig.subplots(1, len(shown))
+    for ax, beta in zip(np.atleast_1d(axes), shown):
+        order = np.argsort(-results[beta]["activity"], kind="stable")
+        m = mi_norm[beta][order]  # (latent, K)
+        im = ax.imshow(m, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 0.5 else "black")  # fmt: skip
+        ax.set_xticks(range(len(factor_names)), factor_names)
+        ax.set_yticks(range(len(order)),
+                      [f"z{u}" + ("" if results[beta]["activity"][u] > ACTIVE_THRESHOLD
+                                  else " (off)") for u in order])  # fmt: skip
+        ax.set_title(f"β = {beta:g}: I(z_u; v_k) / H(v_k)")
+    fig.colorbar(im, ax=axes, label="normalized mutual information")
+    fig.suptitle("Part 4 - which unit knows which factor: one bright cell per column and row "
+                 "is disentangled")  # fmt: skip
+    save_figure(fig, lesson.path("4_mutual_information_matrices.png"))
+
+
+# %% [markdown]
+# # Run everything
+
+# %%
+
+
+def main(argv=None):
+    args = parse_args(argv, __doc__)
+    lesson = Lesson(NAME, args)  # the output folder, the clock, the numbers; seeds minivae
+    quick = args.quick
+
+    print("Part 1: the shapes data and its five factors")
+    shapes_test = part1_data(lesson, quick)
+    x_shapes = shapes_test.images[: pick(N_EVAL, quick)]  # (N, 1024) binary
+
+    print("Part 2: β sweep on shapes (seed 003, VAE applications [4])")
+    shapes = sweep(lesson, "shapes", "shapes", pick(BETAS, quick), x_shapes,
+                   epochs=pick(SHAPES_EPOCHS, quick), limit=pick(SHAPES_LIMIT, quick),
+                   binarize="none")  # fmt: skip
+    print(f"Part 2: β sweep on {args.dataset}")
+    test = D.load_for_lesson(args.dataset, "test")
+    lesson.report("second_dataset", test.name, "second data set of the sweep")
+    x_test = D.binarize_fixed(test.images[: pick(N_EVAL, quick)], seed=args.seed + 1)
+    second = sweep(lesson, "mnist", args.dataset, pick(MNIST_BETAS, quick), x_test,
+                   epochs=pick(MNIST_EPOCHS, quick), limit=pick(MNIST_LIMIT, quick),
+                   binarize="dynamic")  # fmt: skip
+    labels = ([f"shapes β={b:g}" for b in shapes] + [f"{test.name} β={b:g}" for b in second])
+    plots.bar_plot([r["active"] for r in shapes.values()] + [r["active"] for r in second.values()],
+                   labels, lesson.path("2_active_units.png"),
+                   f"Part 2 - active units (Cov_x(μ_u) > {ACTIVE_THRESHOLD}) of {LATENT} "
+                   "per β: a larger β switches units off",
+                   "active units", "data set and β")  # fmt: skip
+
+    print("Part 4: disentanglement scores on shapes (MIG, β-VAE metric)")
+    mi_norm, factor_names = part4_scores(lesson, shapes, quick)
+    plot_mi_matrices(lesson, mi_norm, shapes, factor_names)
+
+    print("Part 3: latent traversals (seed 000, beta-VAE Fig. 4)")
+    for beta in (min(shapes), max(shapes)):
+        part3_traversals(lesson, beta, shapes[beta], x_shapes, mi_norm[beta], factor_names, 0)
+
+    n, lo, hi = lesson.numbers, beta_key(min(shapes)), beta_key(max(shapes))
+    print("In short:")
+    print(f"  shapes: rate {n[f'shapes_{lo}_rate']:.1f} -> {n[f'shapes_{hi}_rate']:.1f} nats, "
+          f"distortion {n[f'shapes_{lo}_distortion']:.1f} -> {n[f'shapes_{hi}_distortion']:.1f}, "
+          f"active units {n[f'shapes_{lo}_active_units']} -> {n[f'shapes_{hi}_active_units']} "
+          f"from β = {min(shapes):g} to {max(shapes):g}")  # fmt: skip
+    print(f"  MIG {n[f'shapes_{lo}_mig']:.3f} -> {n[f'shapes_{hi}_mig']:.3f}, β-VAE metric "
+          f"{n[f'shapes_{lo}_beta_vae_metric']:.3f} -> {n[f'shapes_{hi}_beta_vae_metric']:.3f}")
+    return lesson.finish()
+
+
+if __name__ == "__main__":
+    main()
