@@ -888,12 +888,10 @@ def part7_quality(lesson: Lesson, train_name, x_test, rng, quick):
                   "a one-hidden-layer VAE in the literature, about 500 epochs")  # fmt: skip
 
     # figures: training curves, the estimate against K, the per-image gap, units, images
-    # the reconstruction panel of training_curves is titled −E_q[log p(x|z)]: give it that sign
-    shown_history = [{**row, "train_recon": -row["train_recon"]} for row in history]
     plots.training_curves(
-        shown_history, lesson.path("7_training_curves.png"),
+        history, lesson.path("7_training_curves.png"),
         f"Part 7 - the {layers(quick)} VAE on all training images, dynamically binarized: "
-        "training ELBO = −(reconstruction + KL), mean over each epoch (nats per image)",
+        "training ELBO = E_q[log p(x|z)] − KL, mean over each epoch (nats per image)",
     )  # fmt: skip
     ks = [kk for kk in IS_CURVE_KS if kk <= k]
     n_curve = min(pick(IS_CURVE_IMAGES, quick), len(x_test))

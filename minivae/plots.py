@@ -552,7 +552,7 @@ def latent_scatter(
 TERM_TITLES = {
     "elbo": "ELBO, the bound on log p(x)",
     "loss": "loss (−ELBO)",
-    "recon": r"reconstruction $-\mathbb{E}_q[\log p(x|z)]$",
+    "recon": r"reconstruction $\mathbb{E}_q[\log p(x|z)]$",
     "kl": r"$\mathrm{KL}(q(z|x)\,\|\,p(z))$",
     "nll": "negative log-likelihood",
 }
