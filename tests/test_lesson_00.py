@@ -6,14 +6,11 @@ claim of the lecture against summary.json.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson
 
-LESSON = Path(__file__).resolve().parent.parent / "lessons" / "00_latent_variable_models.py"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = {
     "1_mixture_of_gaussians.png",
     "2_nonlinear_latent_variable_model.png",
@@ -27,19 +24,11 @@ FIGURES = {
 MAX_Z = 4.0  # a Monte Carlo mean within this many standard errors of the exact value
 
 
-def load_lesson():
-    """The lesson as a module (its file name starts with a digit, so no plain import)."""
-    spec = importlib.util.spec_from_file_location("lesson_00_latent_variable_models", LESSON)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run main(["--quick", "--out", tmp]) once: (output folder, summary.json, main's return)."""
     out = tmp_path_factory.mktemp("lesson_00")
-    lesson = load_lesson()
+    lesson = load_lesson("00_latent_variable_models.py")
     returned = lesson.main(["--quick", "--out", str(out)])
     folder = out / lesson.NAME
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -134,8 +123,8 @@ def test_reparameterization_has_smaller_variance(summary):
 
 
 def test_lesson_reads_as_a_lesson():
-    text = LESSON.read_text(encoding="utf-8")
-    lesson = load_lesson()
+    text = (LESSONS / "00_latent_variable_models.py").read_text(encoding="utf-8")
+    lesson = load_lesson("00_latent_variable_models.py")
     assert "python lessons/00_latent_variable_models.py [--quick]" in lesson.__doc__
     assert text.count("# %% [markdown]") >= 7  # setup, six parts, the runner
     assert "seed 003, eq. 17.17" in text

@@ -7,16 +7,13 @@ lecture against summary.json.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson
 
-LESSON = Path(__file__).resolve().parent.parent / "lessons" / "01_autoencoder.py"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = {
     "1_training_curve.png",
     "2_reconstructions.png",
@@ -31,19 +28,11 @@ FIGURES = {
 KINDS = ("real", "recon", "prior", "fitted")  # the kinds of images the classifier scores
 
 
-def load_lesson():
-    """The lesson as a module (its file name starts with a digit, so no plain import)."""
-    spec = importlib.util.spec_from_file_location("lesson_01_autoencoder", LESSON)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
     out = tmp_path_factory.mktemp("lesson_01")
-    lesson = load_lesson()
+    lesson = load_lesson("01_autoencoder.py")
     argv = ["--quick", "--out", str(out), "--dataset", "fashion-mnist-builtin", "--no-progress"]
     returned = lesson.main(argv)
     folder = out / lesson.NAME
@@ -152,8 +141,8 @@ def test_classifier_scores(summary):
 
 
 def test_lesson_reads_as_a_lesson():
-    text = LESSON.read_text(encoding="utf-8")
-    lesson = load_lesson()
+    text = (LESSONS / "01_autoencoder.py").read_text(encoding="utf-8")
+    lesson = load_lesson("01_autoencoder.py")
     assert "python lessons/01_autoencoder.py [--quick]" in lesson.__doc__
     assert text.count("# %% [markdown]") >= 7  # setup, five parts, the conclusion
     for cited in ("seed 000", "Generating Data Using Autoencoders", "seed 001", "Fig. 1a"):

@@ -7,15 +7,12 @@ lecture against summary.json.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson
 
-LESSON = Path(__file__).resolve().parent.parent / "lessons" / "02_vae.py"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = {
     "2_latent_spaces_ae_vs_vae.png",
     "3_latent_manifold_2d.png",
@@ -34,19 +31,11 @@ FIGURES = {
 }
 
 
-def load_lesson():
-    """The lesson as a module (its file name starts with a digit, so no plain import)."""
-    spec = importlib.util.spec_from_file_location("lesson_02_vae", LESSON)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
     out = tmp_path_factory.mktemp("lesson_02")
-    lesson = load_lesson()
+    lesson = load_lesson("02_vae.py")
     argv = ["--quick", "--out", str(out), "--dataset", "fashion-mnist-builtin", "--no-progress"]
     returned = lesson.main(argv)
     folder = out / lesson.NAME
@@ -157,7 +146,7 @@ def test_importance_sampled_likelihood_is_above_the_elbo(summary):
 
 
 def test_lesson_options():
-    lesson = load_lesson()
+    lesson = load_lesson("02_vae.py")
     args = lesson.lesson_args(["--quick", "--epochs", "30", "--nll-k", "5000", "--seed", "3"])
     assert (args.epochs, args.nll_k, args.seed, args.quick) == (30, 5000, 3, True)
     args = lesson.lesson_args([])
@@ -170,8 +159,8 @@ def test_lesson_options():
 
 
 def test_lesson_reads_as_a_lesson():
-    text = LESSON.read_text(encoding="utf-8")
-    lesson = load_lesson()
+    text = (LESSONS / "02_vae.py").read_text(encoding="utf-8")
+    lesson = load_lesson("02_vae.py")
     assert "python lessons/02_vae.py [--quick]" in lesson.__doc__
     assert text.count("# %% [markdown]") >= 9  # setup, seven parts, the runner
     for cited in ("seed 000", "seed 001, Problem 1.7", "Problem 1.4", "Fig. 1a", "seed 002",

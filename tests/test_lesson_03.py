@@ -7,15 +7,12 @@ checks one claim against summary.json.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
+from lesson_loader import PNG_SIGNATURE, load_lesson
 
-LESSON = Path(__file__).resolve().parent.parent / "lessons" / "03_beta_vae.py"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = {
     "1_shapes_factors.png",
     "2_rate_distortion_shapes.png",
@@ -28,19 +25,11 @@ FIGURES = {
 }
 
 
-def load_lesson():
-    """The lesson as a module (its file name starts with a digit, so no plain import)."""
-    spec = importlib.util.spec_from_file_location("lesson_03_beta_vae", LESSON)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
     out = tmp_path_factory.mktemp("lesson_03")
-    lesson = load_lesson()
+    lesson = load_lesson("03_beta_vae.py")
     argv = ["--quick", "--out", str(out), "--dataset", "fashion-mnist-builtin", "--no-progress"]
     returned = lesson.main(argv)
     folder = out / "03_beta_vae"

@@ -1,0 +1,18 @@
+"""Load a numbered lesson script as a module (its file name starts with a digit: no plain import)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+LESSONS = Path(__file__).resolve().parent.parent / "lessons"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def load_lesson(filename: str):
+    """lessons/<filename> as a module, e.g. load_lesson("02_vae.py")."""
+    path = LESSONS / filename
+    spec = importlib.util.spec_from_file_location("lesson_" + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
