@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
@@ -16,3 +17,15 @@ def load_lesson(filename: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_quick(out: Path, filename: str, *extra: str):
+    """Run a lesson's main(["--quick", "--out", out, *extra]) once.
+
+    Returns (its output folder, its summary.json, what main returned, the module).
+    """
+    lesson = load_lesson(filename)
+    returned = lesson.main(["--quick", "--out", str(out), *extra])
+    folder = Path(out) / Path(filename).stem
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return folder, summary, returned, lesson

@@ -6,10 +6,8 @@ claim of the lecture against summary.json.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson
+from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson, run_quick
 
 FIGURES = {
     "1_mixture_of_gaussians.png",
@@ -27,11 +25,7 @@ MAX_Z = 4.0  # a Monte Carlo mean within this many standard errors of the exact 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run main(["--quick", "--out", tmp]) once: (output folder, summary.json, main's return)."""
-    out = tmp_path_factory.mktemp("lesson_00")
-    lesson = load_lesson("00_latent_variable_models.py")
-    returned = lesson.main(["--quick", "--out", str(out)])
-    folder = out / lesson.NAME
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    folder, summary, returned, _ = run_quick(tmp_path_factory.mktemp("lesson_00"), "00_latent_variable_models.py")
     return folder, summary, returned
 
 

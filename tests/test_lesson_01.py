@@ -7,12 +7,11 @@ lecture against summary.json.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
-from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson
+from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson, run_quick
 
 FIGURES = {
     "1_training_curve.png",
@@ -32,12 +31,7 @@ KINDS = ("real", "recon", "prior", "fitted")  # the kinds of images the classifi
 def run(tmp_path_factory):
     """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
     out = tmp_path_factory.mktemp("lesson_01")
-    lesson = load_lesson("01_autoencoder.py")
-    argv = ["--quick", "--out", str(out), "--dataset", "fashion-mnist-builtin", "--no-progress"]
-    returned = lesson.main(argv)
-    folder = out / lesson.NAME
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    return folder, summary, returned, lesson
+    return run_quick(out, "01_autoencoder.py", "--dataset", "fashion-mnist-builtin", "--no-progress")
 
 
 @pytest.fixture(scope="module")

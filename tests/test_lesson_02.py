@@ -7,11 +7,10 @@ lecture against summary.json.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
-from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson
+from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson, run_quick
 
 FIGURES = {
     "2_latent_spaces_ae_vs_vae.png",
@@ -35,12 +34,7 @@ FIGURES = {
 def run(tmp_path_factory):
     """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
     out = tmp_path_factory.mktemp("lesson_02")
-    lesson = load_lesson("02_vae.py")
-    argv = ["--quick", "--out", str(out), "--dataset", "fashion-mnist-builtin", "--no-progress"]
-    returned = lesson.main(argv)
-    folder = out / lesson.NAME
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    return folder, summary, returned, lesson
+    return run_quick(out, "02_vae.py", "--dataset", "fashion-mnist-builtin", "--no-progress")
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,10 @@ checks one claim against summary.json.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
-from lesson_loader import PNG_SIGNATURE, load_lesson
+from lesson_loader import PNG_SIGNATURE, run_quick
 
 FIGURES = {
     "1_shapes_factors.png",
@@ -29,12 +28,7 @@ FIGURES = {
 def run(tmp_path_factory):
     """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
     out = tmp_path_factory.mktemp("lesson_03")
-    lesson = load_lesson("03_beta_vae.py")
-    argv = ["--quick", "--out", str(out), "--dataset", "fashion-mnist-builtin", "--no-progress"]
-    returned = lesson.main(argv)
-    folder = out / "03_beta_vae"
-    summary = json.loads((folder / "summary.json").read_text())
-    return folder, summary, returned, lesson
+    return run_quick(out, "03_beta_vae.py", "--dataset", "fashion-mnist-builtin", "--no-progress")
 
 
 def test_summary_is_what_main_returns_and_quick(run):
