@@ -45,16 +45,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     _set_threads(args.threads)
 
-    import numpy as np  # noqa: PLC0415 (after the thread settings)
+    import numpy as np
 
-    import minivae as mv  # noqa: PLC0415
-    from minivae import backend as B  # noqa: PLC0415
+    import minivae as mv
+    from minivae import backend as B
 
     mv.set_device(args.device)
     torch = None
     if not args.no_torch:
         try:
-            import torch  # noqa: PLC0415
+            import torch
 
             torch.set_num_threads(args.threads)
         except ImportError:
@@ -97,8 +97,8 @@ def _cpu_name() -> str:
 
 
 def make_minivae(mv, B, batch, dtype, x_host):
-    from minivae.models import VAE  # noqa: PLC0415
-    from minivae.optim import Adam  # noqa: PLC0415
+    from minivae.models import VAE
+    from minivae.optim import Adam
 
     mv.set_default_dtype(dtype)
     mv.manual_seed(0)
@@ -211,7 +211,7 @@ def run_config(args, np, mv, B, torch, batch, dtype) -> dict:
     out = {"batch": batch, "dtype": dtype, "steps": args.steps, "repeats": args.repeats}
     for name in names:
         out[f"{name}_samples_per_s"] = round(statistics.median(rates[name]), 1)
-    ratio = lambda a, b: round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 3)  # noqa: E731
+    ratio = lambda a, b: round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 3)
     out["minivae_over_floor"] = ratio("minivae", "floor")
     if "torch" in rates:
         out["minivae_over_torch"] = ratio("minivae", "torch")

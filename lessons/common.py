@@ -15,7 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
-import minivae as mv  # noqa: E402
+import minivae as mv
 
 
 def parse_args(argv, doc: str, default_dataset: str = "mnist") -> argparse.Namespace:

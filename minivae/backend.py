@@ -35,7 +35,7 @@ def _import_cupy():
     if _cupy is not None:
         return _cupy
     try:
-        import cupy  # noqa: PLC0415 (imported only when the gpu is asked for)
+        import cupy
     except ImportError as err:
         raise RuntimeError(
             "device 'gpu' needs CuPy, which is not installed. Install the gpu extra "
@@ -212,7 +212,7 @@ def from_numpy(a, dtype=None):
 def scatter_add(target, index, values):
     """target[index] += values, adding repeated indices (numpy.add.at or cupyx's scatter_add)."""
     if device == "gpu":
-        import cupyx  # noqa: PLC0415
+        import cupyx
 
         cupyx.scatter_add(target, index, values)
     else:

@@ -79,7 +79,7 @@ def read_checkpoint(path) -> tuple[dict, dict, dict]:
 
 def load_model(path, expect_kind: str | None = None):
     """Rebuild the model a checkpoint was saved from and load its weights; returns (model, meta)."""
-    from minivae.models import build_model  # noqa: PLC0415 (models import the engine)
+    from minivae.models import build_model
 
     meta, params, _ = read_checkpoint(path)
     config = meta["model_config"]

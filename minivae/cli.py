@@ -49,8 +49,8 @@ def _add_device(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from minivae.data import DATASETS  # noqa: PLC0415
-    from minivae.models import MODELS  # noqa: PLC0415
+    from minivae.data import DATASETS
+    from minivae.models import MODELS
 
     parser = argparse.ArgumentParser(
         prog="minivae",
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_config(args) -> dict:
-    from minivae.data import dataset_info  # noqa: PLC0415
+    from minivae.data import dataset_info
 
     info = dataset_info(args.dataset)
     config = {"kind": args.model, "x_dim": info["x_dim"], "hidden": list(args.hidden),
@@ -166,8 +166,8 @@ def _select_device(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from minivae import plots  # noqa: PLC0415
-    from minivae.train import TrainConfig, train  # noqa: PLC0415
+    from minivae import plots
+    from minivae.train import TrainConfig, train
 
     _select_device(args)
     name = args.name or f"{args.model}-{args.dataset}"
@@ -200,10 +200,10 @@ def cmd_train(args) -> int:
 
 def _figures(ckpt: str, out_dir: str, seed: int) -> None:
     """Reconstructions and samples from a checkpoint, for the run folder."""
-    from minivae import plots  # noqa: PLC0415
-    from minivae.checkpoint import load_model  # noqa: PLC0415
-    from minivae.data import load_dataset  # noqa: PLC0415
-    from minivae.tensor import no_grad  # noqa: PLC0415
+    from minivae import plots
+    from minivae.checkpoint import load_model
+    from minivae.data import load_dataset
+    from minivae.tensor import no_grad
 
     model, meta = load_model(ckpt)
     kind = model.config["kind"]
@@ -230,10 +230,10 @@ def _figures(ckpt: str, out_dir: str, seed: int) -> None:
 
 
 def _evaluate(ckpt, k, dataset, split, limit, batch_size, seed) -> dict:
-    from minivae.checkpoint import load_model  # noqa: PLC0415
-    from minivae.data import binarize_fixed, load_dataset  # noqa: PLC0415
-    from minivae.metrics import classification_error, importance_sampled_log_likelihood  # noqa: PLC0415
-    from minivae.train import evaluate  # noqa: PLC0415
+    from minivae.checkpoint import load_model
+    from minivae.data import binarize_fixed, load_dataset
+    from minivae.metrics import classification_error, importance_sampled_log_likelihood
+    from minivae.train import evaluate
 
     model, meta = load_model(ckpt)
     tc = meta["train_config"]
@@ -273,9 +273,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from minivae import plots  # noqa: PLC0415
-    from minivae.checkpoint import load_model  # noqa: PLC0415
-    from minivae.tensor import no_grad  # noqa: PLC0415
+    from minivae import plots
+    from minivae.checkpoint import load_model
+    from minivae.tensor import no_grad
 
     _select_device(args)
     model, _ = load_model(args.checkpoint)
@@ -306,7 +306,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from minivae.data import DATASETS, locate  # noqa: PLC0415
+    from minivae.data import DATASETS, locate
 
     for name, description in DATASETS.items():
         files = locate(name)
@@ -322,7 +322,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from minivae.data import download  # noqa: PLC0415
+    from minivae.data import download
 
     paths = download(args.name)
     folder = sorted({str(p.parent) for p in paths.values()})

@@ -172,7 +172,7 @@ def _analytic_vjp(fn, tensors, checked, v):
 
 
 def _value(fn, tensors):
-    from minivae.tensor import no_grad  # noqa: PLC0415
+    from minivae.tensor import no_grad
 
     with no_grad():
         return _evaluate(fn, tensors).data

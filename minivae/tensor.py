@@ -297,7 +297,7 @@ class Tensor:
 
 
 def _ops():
-    import minivae.ops as ops  # noqa: PLC0415 (ops import this module)
+    import minivae.ops as ops
 
     return ops
 

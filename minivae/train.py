@@ -315,7 +315,7 @@ def _cycle(lab_order, labelled, config: TrainConfig, rng):
 def _progress(total: int, desc: str, show: bool):
     if not show:
         return None
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 

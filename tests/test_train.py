@@ -11,7 +11,14 @@ import pytest
 import minivae as mv
 from minivae.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from minivae.models import build_model
-from minivae.train import TrainConfig, TrainingDiverged, check_writable, kl_weight, learning_rate, train
+from minivae.train import (
+    TrainConfig,
+    TrainingDiverged,
+    check_writable,
+    kl_weight,
+    learning_rate,
+    train,
+)
 
 SMALL_VAE = {"kind": "vae", "x_dim": 784, "hidden": [32], "latent": 4}
 

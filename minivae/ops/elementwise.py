@@ -153,7 +153,7 @@ def neg(x):
     return Neg.apply(x)
 
 
-def pow(x, p):  # noqa: A001 (NumPy's name)
+def pow(x, p):
     if hasattr(p, "shape") or not isinstance(p, (int, float)):
         raise TypeError(
             f"pow: the exponent must be a Python number, got {type(p).__name__}; "

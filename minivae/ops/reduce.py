@@ -138,7 +138,7 @@ class Softmax(Function):
         return (y * (grad_out - (grad_out * y).sum(axis=self.axis, keepdims=True)),)
 
 
-def sum(x, axis=None, keepdims: bool = False):  # noqa: A001 (NumPy's name)
+def sum(x, axis=None, keepdims: bool = False):
     return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
@@ -146,7 +146,7 @@ def mean(x, axis=None, keepdims: bool = False):
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
-def max(x, axis=None, keepdims: bool = False):  # noqa: A001 (NumPy's name)
+def max(x, axis=None, keepdims: bool = False):
     return Max.apply(x, axis=axis, keepdims=keepdims)
 
 

@@ -44,7 +44,7 @@ def pytest_configure(config):
         config.stash[_ANSWERS] = load_answers(path)
     except FileNotFoundError as err:
         raise pytest.UsageError(f"--answers: {err}") from None
-    except Exception:  # noqa: BLE001 (any error in the learner's file: report it, do not crash)
+    except Exception:
         raise pytest.UsageError(
             f"--answers: could not import {path.name}:\n{traceback.format_exc(limit=-3)}"
         ) from None
