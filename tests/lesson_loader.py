@@ -29,3 +29,13 @@ def run_quick(out: Path, filename: str, *extra: str):
     folder = Path(out) / Path(filename).stem
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     return folder, summary, returned, lesson
+
+
+def assert_figures(folder: Path, expected: set) -> None:
+    """The lesson made exactly the expected figures, each a real PNG of some size."""
+    made = {p.name for p in Path(folder).glob("*.png")}
+    assert made == expected, f"missing {sorted(expected - made)}, unexpected {sorted(made - expected)}"
+    for name in expected:
+        data = (Path(folder) / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), f"{name} is not a PNG"
+        assert len(data) > 10_000, f"{name} is suspiciously small ({len(data)} bytes)"

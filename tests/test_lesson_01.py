@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson, run_quick
+from lesson_loader import LESSONS, assert_figures, load_lesson, run_quick
 
 FIGURES = {
     "1_training_curve.png",
@@ -49,12 +49,7 @@ def test_summary_is_what_main_returns(run):
 
 def test_every_figure_exists_and_is_a_png(run):
     folder = run[0]
-    made = {p.name for p in folder.glob("*.png")}
-    assert made == FIGURES
-    for name in FIGURES:
-        data = (folder / name).read_bytes()
-        assert data.startswith(PNG_SIGNATURE), f"{name} is not a PNG"
-        assert len(data) > 10_000, f"{name} is suspiciously small ({len(data)} bytes)"
+    assert_figures(folder, FIGURES)
     # the autoencoder was trained with minivae.train: its checkpoint and log are kept
     assert (folder / "ae_training" / "checkpoint.npz").is_file()
     log = (folder / "ae_training" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()

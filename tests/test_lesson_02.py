@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from lesson_loader import LESSONS, PNG_SIGNATURE, load_lesson, run_quick
+from lesson_loader import LESSONS, assert_figures, load_lesson, run_quick
 
 FIGURES = {
     "2_latent_spaces_ae_vs_vae.png",
@@ -53,13 +53,7 @@ def test_summary_is_what_main_returns(run):
 
 
 def test_every_figure_exists_and_is_a_png(run):
-    folder = run[0]
-    made = {p.name for p in folder.glob("*.png")}
-    assert made == FIGURES
-    for name in FIGURES:
-        data = (folder / name).read_bytes()
-        assert data.startswith(PNG_SIGNATURE), f"{name} is not a PNG"
-        assert len(data) > 10_000, f"{name} is suspiciously small ({len(data)} bytes)"
+    assert_figures(run[0], FIGURES)
 
 
 def test_checkpoints_are_kept_in_the_lesson_folder(run):

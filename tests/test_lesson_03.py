@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from lesson_loader import PNG_SIGNATURE, run_quick
+from lesson_loader import assert_figures, run_quick
 
 FIGURES = {
     "1_shapes_factors.png",
@@ -40,11 +40,7 @@ def test_summary_is_what_main_returns_and_quick(run):
 
 
 def test_every_figure_is_a_png(run):
-    folder, *_ = run
-    made = {p.name for p in folder.glob("*.png")}
-    assert FIGURES <= made, f"missing: {sorted(FIGURES - made)}"
-    for name in FIGURES:
-        assert (folder / name).read_bytes()[:8] == PNG_SIGNATURE
+    assert_figures(run[0], FIGURES)
 
 
 @pytest.mark.parametrize("tag", ["shapes", "mnist"])
