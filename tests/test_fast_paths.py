@@ -66,3 +66,40 @@ def test_blockwise_bernoulli_likelihood_matches_the_elementwise_sum(shape, monke
         plain = ops.bernoulli_log_prob(logits, x).sum(axis=-1)
     assert fused.shape == shape[:-1]
     np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log1p_from_the_vectorized_log_matches_log1p(dtype):
+    """log1p_by_log (log with one correction step) against NumPy's log1p over [0, 1] and its tail."""
+    from minivae.ops.elementwise import log1p_by_log, log1p_unit
+
+    rng = np.random.default_rng(3)
+    tiny = np.finfo(dtype).tiny
+    e = np.concatenate([
+        rng.random(20000), 10.0 ** rng.uniform(-45, 0, 20000), [0.0, 1.0, tiny, 1e-30, 0.5],
+    ]).astype(dtype)  # fmt: skip
+    got, want = log1p_by_log(e), np.log1p(e)
+    assert got.dtype == e.dtype
+    np.testing.assert_allclose(log1p_unit(e), want, rtol=4 * np.finfo(dtype).eps, atol=0)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(got, want, rtol=4 * eps, atol=0)  # a few units in the last place
+    assert got[-5] == 0.0 and got[-3] == e[-3]  # log(1 + 0) = 0; log(1 + tiny) = tiny exactly
+    plain = np.log(1.0 + e)  # what the correction step repairs: relative error 1 in the tail
+    assert np.max(np.abs(plain - want) / np.maximum(want, tiny)) > 0.5
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_from_exp_matches_the_masked_form(dtype):
+    """max(e, [x >= 0]) / (1 + e) against the where-form, in both tails, at 0, and for NaN."""
+    from minivae.ops.elementwise import sigmoid_from_exp, stable_sigmoid
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(size=5000) * 30, [0.0, -0.0, -1e4, 1e4, -40.0, np.nan]]).astype(dtype)
+    e = np.exp(-np.abs(x))
+    masked = np.where(x >= 0, 1.0, e) / (1.0 + e)
+    got = sigmoid_from_exp(x, e)
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got[:-1], masked[:-1].astype(dtype))  # the same arithmetic
+    assert np.isnan(got[-1])
+    assert got[-4] == 0.0 and got[-3] == 1.0 and got[-2] > 0  # sigmoid(-40) ~ 4e-18 is kept
+    np.testing.assert_array_equal(stable_sigmoid(x), got)

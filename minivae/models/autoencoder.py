@@ -53,8 +53,8 @@ def check_non_negative(owner: str, name: str, value) -> float:
 
 def model_dtype(model: Module):
     """The floating dtype of the model's parameters (inputs are cast to it)."""
-    params = model.parameters()
-    return params[0].dtype if params else B.get_default_dtype()
+    first = next(model.named_parameters(), None)  # the first is enough: no full list per call
+    return first[1].dtype if first is not None else B.get_default_dtype()
 
 
 def as_input(model: Module, x, x_dim: int) -> Tensor:

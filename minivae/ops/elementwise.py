@@ -101,13 +101,59 @@ class Tanh(Function):
         return (grad_out * (1.0 - self.y * self.y),)
 
 
+def log1p_unit(e):
+    """log(1 + e) for e in [0, 1] (raw arrays): the fastest accurate form for the array's type.
+
+    NumPy on AVX2 machines has a SIMD log but only a scalar log1p; for float32 there,
+    log1p_by_log is 3.5 times faster at the same accuracy. For float64, and on the GPU,
+    log1p itself is as fast (benchmarks/BENCHMARKS.md, "log1p and the sigmoid").
+    """
+    if B.device == "gpu" or e.dtype.itemsize > 4:
+        return B.xp.log1p(e)
+    return log1p_by_log(e)
+
+
+def log1p_by_log(e):
+    """log(1 + e) for e in [0, 1] from the vectorized log, with one correction step (raw arrays).
+
+    u = fl(1 + e) is rounded, but its rounding error d = e - (u - 1) is exact (Fast2Sum), and
+    log(1 + e) = log(u) + log(1 + d / u) = log(u) + d / u up to (d / u)^2 / 2, far below one
+    unit in the last place. So it equals log1p(e) to the accuracy of log, and stays exact in
+    the tail (u = 1 gives d = e).
+    """
+    xp = B.xp
+    u = e + 1.0
+    d = u - 1.0
+    xp.subtract(e, d, out=d)  # d = e - (u - 1): the exact rounding error of 1 + e
+    d /= u
+    out = xp.log(u, out=u)
+    out += d
+    return out
+
+
+def sigmoid_from_exp(x, e):
+    """sigmoid(x) from e = e^-|x|: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 (raw arrays).
+
+    The numerator is max(e, [x >= 0]) (1 for x >= 0 since e <= 1; e otherwise), arithmetic
+    that is ten times faster in NumPy than a masked where; NaN stays NaN.
+    """
+    xp = B.xp
+    num = xp.empty_like(e)
+    xp.greater_equal(x, 0, out=num)  # 1.0 where x >= 0, else 0.0
+    xp.maximum(num, e, out=num)
+    num /= e + 1.0
+    return num
+
+
 def stable_sigmoid(x):
     """sigmoid(x) = 1 / (1 + e^-x), from e = e^-|x| (never overflows), raw arrays:
     1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, which keeps full relative precision
     in the left tail (sigmoid(-40) ~ 4e-18, where (1 + tanh(x/2)) / 2 rounds to 0)."""
     xp = B.xp
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0, e) / (1.0 + e)
+    e = xp.abs(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)
+    return sigmoid_from_exp(x, e)
 
 
 def stable_softplus(x):
@@ -120,7 +166,7 @@ def stable_softplus(x):
     t = xp.abs(x)
     xp.negative(t, out=t)
     xp.exp(t, out=t)
-    xp.log1p(t, out=t)  # log(1 + e^-|x|)
+    t = log1p_unit(t)  # log(1 + e^-|x|)
     t += xp.maximum(x, 0.0)
     return t
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from minivae import backend as B
 from minivae.ops.binary import broadcast_shapes, unbroadcast
+from minivae.ops.elementwise import log1p_unit, sigmoid_from_exp
 from minivae.ops.reduce import _log_softmax
 from minivae.tensor import Function
 
@@ -25,7 +26,7 @@ class BernoulliLogProb(Function):
         xp.negative(e, out=e)
         xp.exp(e, out=e)
         self.e = e
-        softplus = xp.log1p(e)
+        softplus = log1p_unit(e)
         softplus += xp.maximum(logits, 0.0)
         out = x * logits  # (broadcast shape)
         out -= softplus
@@ -36,10 +37,7 @@ class BernoulliLogProb(Function):
         xp = B.xp
         gl = gx = None
         if self.needs_input_grad[0]:
-            # sigmoid(l) from the saved e = e^-|l|: 1 / (1 + e) for l >= 0, e / (1 + e) for l < 0
-            sig = self.e + 1.0
-            xp.reciprocal(sig, out=sig)
-            xp.multiply(sig, self.e, out=sig, where=self.logits < 0)
+            sig = sigmoid_from_exp(self.logits, self.e)  # from the saved e = e^-|l|
             d = self.x - sig  # (broadcast shape)
             d *= grad_out
             gl = unbroadcast(d, self.logits.shape)
@@ -57,7 +55,7 @@ def _bernoulli_rows(logits, x, keep_e: bool):
     e = xp.abs(logits)
     xp.negative(e, out=e)
     xp.exp(e, out=e)
-    t = xp.log1p(e)
+    t = log1p_unit(e)
     t += xp.maximum(logits, 0.0)  # softplus(l)
     xl = x * logits
     xl -= t
@@ -102,9 +100,7 @@ class BernoulliLogLikelihood(Function):
         gl = gx = None
         g = grad_out[..., None]  # (..., B, 1): each row's gradient spread over its D entries
         if self.needs_input_grad[0]:
-            sig = self.e + 1.0
-            xp.reciprocal(sig, out=sig)
-            xp.multiply(sig, self.e, out=sig, where=self.logits < 0)  # sigmoid(l), from e = e^-|l|
+            sig = sigmoid_from_exp(self.logits, self.e)  # from the saved e = e^-|l|
             d = self.x - sig
             d *= g
             gl = d
