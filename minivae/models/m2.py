@@ -29,12 +29,19 @@ import math
 
 from minivae import backend as B
 from minivae import ops
-from minivae.distributions import categorical_log_prob
+from minivae.distributions import (
+    DiagonalGaussian,
+    bernoulli_log_likelihood,
+    categorical_log_prob,
+    gaussian_log_likelihood,
+    standard_normal_log_prob,
+)
 from minivae.models.autoencoder import (
     as_input,
     check_hidden,
     check_non_negative,
     check_positive_int,
+    mean_over_samples,
     scalar_stats,
 )
 from minivae.models.cvae import ConditionalVAE
@@ -144,11 +151,20 @@ class SemiSupervisedVAE(ConditionalVAE):
         kl = terms["kl"] - self.log_prior_y  # + KL(point mass at y || p(y)) = log C
         return {"recon": terms["recon"], "kl_z": terms["kl"], "kl": kl, "elbo": terms["recon"] - kl}
 
-    def _all_classes(self, x, eps):
-        """L(x, y) for every class at once: x tiled C times (C * B rows, class-major).
+    # Plain first, fast second (DESIGN.md): True computes U(x)'s C class rows with the
+    # encoder's first layer applied to x once (``_all_classes_shared``); False tiles x
+    # C times (``_all_classes_tiled``, the reference that tests/test_m2_fast_path.py
+    # holds the shared version to). Set it on a model, or on the class for every model.
+    share_first_layer = True
 
-        Returns recon and kl_z as (C, B) Tensors.
-        """
+    def _all_classes(self, x, eps):
+        """L(x, y) for every class at once; returns recon and kl_z as (C, B) Tensors."""
+        if self.share_first_layer:
+            return self._all_classes_shared(x, eps)
+        return self._all_classes_tiled(x, eps)
+
+    def _all_classes_tiled(self, x, eps):
+        """The plain version: x tiled C times (C * B rows, class-major), then the CVAE's bound."""
         x = as_input(self, x, self.x_dim)  # (B, x_dim)
         n, c = x.shape[0], self.n_classes
         x_rep = ops.concatenate([x] * c, axis=0)  # (C * B, x_dim), row y * B + b
@@ -157,6 +173,48 @@ class SemiSupervisedVAE(ConditionalVAE):
             eps = B.xp.concatenate([eps.data if hasattr(eps, "_ctx") else eps] * c, axis=-2)
         terms = VAE.elbo(self, x_rep, y_rep, eps)  # each (C * B,)
         return terms["recon"].reshape(c, n), terms["kl"].reshape(c, n)  # (C, B)
+
+    def _all_classes_shared(self, x, eps):
+        """The same numbers as ``_all_classes_tiled``, without running the encoder's first
+        layer on C copies of x. That layer is linear in its input [x, onehot(y)]:
+
+            [x, onehot(y)] @ W + b = x @ W[:x_dim] + W[x_dim:][y] + b
+
+        so x @ W_x is computed once, (B, H), and broadcast against the C rows of W_y:
+        pre[y, b] = (x @ W_x)[b] + W_y[y] + b, (C, B, H). The gradient of W_x then sums the
+        C class rows before its product with x (the backward of the broadcasting add),
+        so both directions cost one (B, x_dim) x (x_dim, H) product instead of C.
+        The decoder cannot share work (its input z differs per class), but its
+        likelihood reads x once, broadcast over the class axis, instead of a tiled copy.
+        """
+        x = as_input(self, x, self.x_dim)  # (B, x_dim)
+        n, c = x.shape[0], self.n_classes
+        first = self.encoder.layers[0]  # Linear(x_dim + C, H)
+        width = first.n_out
+        w_x = first.weight[: self.x_dim]  # (x_dim, H): the rows that multiply x
+        w_y = first.weight[self.x_dim :]  # (C, H): row y is what onehot(y) adds
+        shared = ops.matmul(x, w_x).reshape(1, n, width)  # (1, B, H), once for every class
+        pre = shared + w_y.reshape(c, 1, width) + first.bias  # (C, B, H) by broadcasting
+        h = pre.reshape(c * n, width)  # (C * B, H), row y * B + b (class-major, as tiled)
+        for layer in self.encoder.layers[1:]:  # the activation, then the remaining layers
+            h = layer(h)  # (C * B, 2 latent) at the end
+        q = DiagonalGaussian(h[:, : self.latent], h[:, self.latent :])  # (C * B, latent) each
+        if eps is not None:  # the same noise for every class, laid out as the tiled version
+            eps = B.xp.concatenate([eps.data if hasattr(eps, "_ctx") else eps] * c, axis=-2)
+        z = q.sample(self.n_samples if eps is None else None, eps)  # (S, C * B, latent)
+        y_rep = B.xp.repeat(B.xp.arange(c), n)  # (C * B,)
+        out = self.decode_logits(z, y_rep)  # (S, C * B, x_dim)
+        out = out.reshape(*out.shape[:-2], c, n, self.x_dim)  # (S, C, B, x_dim)
+        if self.likelihood == "bernoulli":  # x (B, x_dim) broadcasts over S and C
+            log_px = bernoulli_log_likelihood(out, x)  # (S, C, B)
+        else:
+            log_px = gaussian_log_likelihood(x, out, self.decoder_log_var)  # (S, C, B)
+        recon = mean_over_samples(log_px, batch_ndim=2)  # (C, B)
+        if self.kl == "analytic":
+            kl = q.kl_to_standard()  # (C * B,)
+        else:
+            kl = mean_over_samples(q.log_prob(z) - standard_normal_log_prob(z))  # (C * B,)
+        return recon, kl.reshape(c, n)  # (C, B) each
 
     def _unlabelled(self, x, eps=None, kl_scale: float = 1.0) -> dict:
         """U(x) (the true bound, in "terms") and the objective with the z-KL scaled by kl_scale."""

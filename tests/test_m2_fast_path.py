@@ -1,0 +1,119 @@
+"""M2's shared first encoder layer against the plain tiled version it replaces.
+
+The unlabelled bound U(x) needs L(x, y) for every class y. The plain version tiles
+x C times and runs the whole encoder on (C * B, x_dim + C) rows; the fast one
+computes x @ W[:x_dim] once and broadcasts it against the C rows W[x_dim:]
+(``SemiSupervisedVAE.share_first_layer``). Both must give the same bound and the
+same gradient for every parameter, to rounding, in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minivae
+from minivae import backend as B
+from minivae import nn
+from minivae.models import SemiSupervisedVAE
+
+X_DIM, C, LATENT = 9, 4, 3
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    with minivae.set_default_dtype("float64"):
+        B.manual_seed(3)
+        yield
+
+
+def pair(**kwargs):
+    """Two models with the same weights: (fast, plain)."""
+    config = {"x_dim": X_DIM, "hidden": [7], "latent": LATENT, "activation": "softplus",
+              "n_classes": C, "alpha": 3.0, **kwargs}  # fmt: skip
+    fast = SemiSupervisedVAE(**config)
+    plain = SemiSupervisedVAE(**config)
+    plain.load_state_dict(fast.state_dict())
+    plain.share_first_layer = False
+    assert fast.share_first_layer  # the fast path is the default
+    return fast, plain
+
+
+def batch(n, seed, likelihood="bernoulli"):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, X_DIM))
+    if likelihood == "bernoulli":
+        x = (x > 0.5).astype(np.float64)
+    return x, rng.integers(0, C, n)
+
+
+CASES = {
+    "default": {},
+    "two hidden layers": {"hidden": [7, 5], "classifier_hidden": [6]},
+    "no hidden layer": {"hidden": []},
+    "two samples of z": {"n_samples": 2},
+    "Monte-Carlo KL": {"kl": "mc"},
+    "Gaussian decoder": {"likelihood": "gaussian", "sigma": 0.7, "learned_sigma": True},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_shared_first_layer_gives_the_plain_bound_and_gradients(case):
+    kwargs = CASES[case]
+    fast, plain = pair(**kwargs)
+    likelihood = kwargs.get("likelihood", "bernoulli")
+    xu, _ = batch(6, 1, likelihood)
+    xl, yl = batch(5, 2, likelihood)
+
+    # U(x) term by term, with the noise fixed: eps (B, latent) or (S, B, latent)
+    shape = (kwargs["n_samples"], 6, LATENT) if "n_samples" in kwargs else (6, LATENT)
+    eps = np.random.default_rng(4).standard_normal(shape)
+    u_fast, u_plain = fast.elbo(xu, eps=eps), plain.elbo(xu, eps=eps)
+    assert set(u_fast) == set(u_plain) == {"recon", "kl_z", "kl", "elbo", "entropy"}
+    for key in u_plain:
+        assert u_fast[key].shape == (6,)
+        np.testing.assert_allclose(u_fast[key].numpy(), u_plain[key].numpy(), rtol=1e-12, atol=1e-12)
+
+    # the whole objective J (labelled and unlabelled parts, kl warm-up) and its gradient;
+    # both draw the same noise: the same seed, the same shapes, in the same order
+    grads, losses = [], []
+    for model in (fast, plain):
+        B.manual_seed(21)
+        loss, _ = model.loss(xu, xl, yl, kl_weight=0.6)
+        model.zero_grad()
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({name: B.to_numpy(p.grad).copy() for name, p in model.named_parameters()})
+    assert losses[0] == pytest.approx(losses[1], rel=1e-13)
+    assert set(grads[0]) == set(grads[1])
+    for name, g_plain in grads[1].items():
+        assert np.any(g_plain), f"{name} got no gradient: the comparison would be empty"
+        np.testing.assert_allclose(grads[0][name], g_plain, rtol=1e-10, atol=1e-12,
+                                   err_msg=f"gradient of {name}")  # fmt: skip
+
+
+def test_fast_path_runs_the_first_encoder_layer_on_no_copies_of_x(monkeypatch):
+    """Where the time goes: the plain path feeds C * B rows to the first layer, the shared none."""
+    fast, plain = pair()
+    xu, _ = batch(6, 1)
+    seen = []
+    original = nn.Linear.forward
+
+    def spy(self, x):
+        seen.append((self, x.shape))
+        return original(self, x)
+
+    monkeypatch.setattr(nn.Linear, "forward", spy)
+    for model, expected in ((plain, [(C * 6, X_DIM + C)]), (fast, [])):
+        seen.clear()
+        model.elbo(xu)
+        first = model.encoder.layers[0]
+        assert [shape for layer, shape in seen if layer is first] == expected
+        # the remaining encoder layer still sees one row per class and example
+        assert [shape for layer, shape in seen if layer is model.encoder.layers[2]] == [(C * 6, 7)]
+
+
+def test_switch_off_on_the_class_changes_every_model(monkeypatch):
+    fast, _ = pair()
+    monkeypatch.setattr(SemiSupervisedVAE, "share_first_layer", False)
+    assert not fast.share_first_layer and not SemiSupervisedVAE().share_first_layer
