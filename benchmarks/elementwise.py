@@ -26,23 +26,11 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from minivae.ops.elementwise import log1p_by_log, sigmoid_from_exp
-
     rng = np.random.default_rng(0)
     for dtype in ("float32", "float64"):
         logits = (rng.standard_normal(args.shape) * 3).astype(dtype)
         e = np.exp(-np.abs(logits))  # e^-|l| in (0, 1], as the Bernoulli likelihood makes it
-
-        def masked_sigmoid():  # the replaced form: a masked multiply
-            sig = np.reciprocal(e + 1.0)
-            np.multiply(sig, e, out=sig, where=logits < 0)
-            return sig
-
-        pairs = {
-            "log(1 + e^-|l|)": (lambda: np.log1p(e), lambda: log1p_by_log(e)),
-            "sigmoid(l) from e^-|l|": (masked_sigmoid, lambda: sigmoid_from_exp(logits, e)),
-        }
-        for name, (old, new) in pairs.items():
+        for name, (old, new) in pairs(np, logits, e).items():
             t_old = min(timeit.repeat(old, number=args.number, repeat=args.repeats)) / args.number
             t_new = min(timeit.repeat(new, number=args.number, repeat=args.repeats)) / args.number
             a, b = old(), new()
@@ -53,6 +41,21 @@ def main(argv=None) -> int:
                 "speedup": round(t_old / t_new, 2), "max_rel_difference": float(f"{rel:.3g}"),
             }), flush=True)  # fmt: skip
     return 0
+
+
+def pairs(np, logits, e) -> dict:
+    """{what: (the replaced form, minivae's form)}, each a function of no arguments."""
+    from minivae.ops.elementwise import log1p_by_log, sigmoid_from_exp
+
+    def masked_sigmoid():  # the replaced form: a masked multiply
+        sig = np.reciprocal(e + 1.0)
+        np.multiply(sig, e, out=sig, where=logits < 0)
+        return sig
+
+    return {
+        "log(1 + e^-|l|)": (lambda: np.log1p(e), lambda: log1p_by_log(e)),
+        "sigmoid(l) from e^-|l|": (masked_sigmoid, lambda: sigmoid_from_exp(logits, e)),
+    }
 
 
 if __name__ == "__main__":

@@ -156,19 +156,25 @@ def stable_sigmoid(x):
     return sigmoid_from_exp(x, e)
 
 
-def stable_softplus(x):
-    """softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which never overflows (raw arrays).
+def softplus_and_exp(x):
+    """(softplus(x), e^-|x|) for raw arrays, where softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^-|x|).
 
-    Written out rather than as logaddexp(0, x): the same value to rounding, and ten
-    times faster in NumPy (benchmarks/BENCHMARKS.md, "softplus").
+    Never overflows. e^-|x| is returned for a backward to rebuild sigmoid(x) from
+    (``sigmoid_from_exp``). Written out rather than as logaddexp(0, x), which is ten times
+    slower in NumPy (benchmarks/BENCHMARKS.md, "softplus").
     """
     xp = B.xp
-    t = xp.abs(x)
-    xp.negative(t, out=t)
-    xp.exp(t, out=t)
-    t = log1p_unit(t)  # log(1 + e^-|x|)
+    e = xp.abs(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)  # e^-|x|, in (0, 1]
+    t = log1p_unit(e)  # log(1 + e^-|x|)
     t += xp.maximum(x, 0.0)
-    return t
+    return t, e
+
+
+def stable_softplus(x):
+    """softplus(x) = log(1 + e^x), stable at any x (raw arrays); see ``softplus_and_exp``."""
+    return softplus_and_exp(x)[0]
 
 
 class Sigmoid(Function):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from minivae import backend as B
 from minivae.ops.binary import broadcast_shapes, unbroadcast
-from minivae.ops.elementwise import log1p_unit, sigmoid_from_exp
+from minivae.ops.elementwise import sigmoid_from_exp, softplus_and_exp
 from minivae.ops.reduce import _log_softmax
 from minivae.tensor import Function
 
@@ -17,24 +17,16 @@ class BernoulliLogProb(Function):
     """log p(x | logits) = x * l - softplus(l), elementwise, for x in [0, 1]"""
 
     def forward(self, logits, x):
-        xp = B.xp
         if logits.shape != x.shape:
             broadcast_shapes("bernoulli_log_prob", logits.shape, x.shape)
         self.logits, self.x = logits, x
-        # softplus(l) = max(l, 0) + log(1 + e^-|l|); e = e^-|l| is kept for the backward
-        e = xp.abs(logits)
-        xp.negative(e, out=e)
-        xp.exp(e, out=e)
-        self.e = e
-        softplus = log1p_unit(e)
-        softplus += xp.maximum(logits, 0.0)
+        softplus, self.e = softplus_and_exp(logits)  # e = e^-|l| is kept for the backward
         out = x * logits  # (broadcast shape)
         out -= softplus
         return out
 
     def backward(self, grad_out):
         # d/dl = x - sigmoid(l), d/dx = l
-        xp = B.xp
         gl = gx = None
         if self.needs_input_grad[0]:
             sig = sigmoid_from_exp(self.logits, self.e)  # from the saved e = e^-|l|
@@ -51,14 +43,9 @@ BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
 
 def _bernoulli_rows(logits, x, keep_e: bool):
     """sum_d x_d l_d - softplus(l_d) over the last axis, and e = e^-|l| if asked (raw arrays)."""
-    xp = B.xp
-    e = xp.abs(logits)
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)
-    t = log1p_unit(e)
-    t += xp.maximum(logits, 0.0)  # softplus(l)
+    softplus, e = softplus_and_exp(logits)
     xl = x * logits
-    xl -= t
+    xl -= softplus
     return xl.sum(axis=-1), (e if keep_e else None)
 
 
@@ -96,7 +83,6 @@ class BernoulliLogLikelihood(Function):
 
     def backward(self, grad_out):
         # d/dl_d = x_d - sigmoid(l_d) (times the upstream gradient of its row), d/dx_d = l_d
-        xp = B.xp
         gl = gx = None
         g = grad_out[..., None]  # (..., B, 1): each row's gradient spread over its D entries
         if self.needs_input_grad[0]:
