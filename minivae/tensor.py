@@ -186,6 +186,7 @@ class Tensor:
                     f"backward(): gradient of shape {grad.shape} for a tensor of shape {self.shape}"
                 )
         grads = {id(self): grad}
+        array_type = B.xp.ndarray
         for node in _topological_order(self):
             g = grads.pop(id(node), None)
             if g is None:
@@ -203,7 +204,7 @@ class Tensor:
             for k, (parent, pg) in enumerate(zip(ctx.parents, in_grads)):
                 if pg is None or not parent.requires_grad:
                     continue
-                if not isinstance(pg, B.xp.ndarray):  # a full sum gives numpy.float64: keep arrays
+                if not isinstance(pg, array_type):  # a full sum gives numpy.float64: keep arrays
                     pg = B.xp.asarray(pg)
                 if pg.shape != parent.data.shape:
                     raise RuntimeError(
@@ -351,21 +352,26 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **options) -> Tensor:
-        ref = next((x for x in inputs if isinstance(x, Tensor)), None)
-        tensors = []
+        device, array_device = B.device, B.array_device
+        tensors, constants = [], False
         for x in inputs:
             if isinstance(x, Tensor):
-                if B.array_device(x.data) != B.device:
+                if array_device(x.data) != device:
                     _check_device(x.data, cls.__name__)
                 tensors.append(x)
-            elif B.array_device(x) is not None:
+            elif array_device(x) is not None:  # a raw array: a constant
                 _check_device(x, cls.__name__)
                 tensors.append(Tensor(x))
-            else:  # a Python number or list: a constant of the first tensor's dtype
-                dtype = ref.data.dtype if ref is not None else None
-                tensors.append(Tensor(B.asarray(x, dtype=dtype)))
+            else:  # a Python number or list: filled in below
+                tensors.append(None)
+                constants = True
+        if constants:  # they take the dtype of the first tensor input
+            ref = next((t for t in tensors if t is not None), None)
+            dtype = ref.data.dtype if ref is not None else None
+            tensors = [Tensor(B.asarray(x, dtype=dtype)) if t is None else t
+                       for x, t in zip(inputs, tensors)]  # fmt: skip
         fn = cls()
-        needs = tuple(t.requires_grad for t in tensors)
+        needs = tuple([t.requires_grad for t in tensors])
         fn.needs_input_grad = needs
         out_data = fn.forward(*[t.data for t in tensors], **options)
         if not isinstance(out_data, B.xp.ndarray):  # NumPy's full reductions give numpy.float64
@@ -376,7 +382,7 @@ class Function:
         out.data = out_data
         out.grad = None
         out.name = None
-        if _grad_enabled and any(needs):
+        if _grad_enabled and True in needs:
             out.requires_grad = True
             fn.parents = tensors
             out._ctx = fn
