@@ -23,9 +23,11 @@ from __future__ import annotations
 from minivae.models.autoencoder import Autoencoder
 from minivae.models.cvae import ConditionalVAE
 from minivae.models.m2 import SemiSupervisedVAE
+from minivae.models.ssvae_continuous import ContinuousSemiSupervisedVAE
 from minivae.models.vae import VAE
 
-MODELS = {"ae": Autoencoder, "vae": VAE, "cvae": ConditionalVAE, "m2": SemiSupervisedVAE}
+MODELS = {"ae": Autoencoder, "vae": VAE, "cvae": ConditionalVAE, "m2": SemiSupervisedVAE,
+          "ssvae-continuous": ContinuousSemiSupervisedVAE}
 
 
 def build_model(config: dict):
@@ -39,4 +41,5 @@ def build_model(config: dict):
     return MODELS[kind](**kwargs)
 
 
-__all__ = ["MODELS", "VAE", "Autoencoder", "ConditionalVAE", "SemiSupervisedVAE", "build_model"]
+__all__ = ["MODELS", "VAE", "Autoencoder", "ConditionalVAE", "ContinuousSemiSupervisedVAE",
+           "SemiSupervisedVAE", "build_model"]
