@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
+
+from machine import machine as machine_info  # benchmarks/machine.py
 
 THREADS_DEFAULT = 2
 
@@ -60,16 +61,8 @@ def main(argv=None) -> int:
         except ImportError:
             torch = None
 
-    machine = {
-        "cpu": _cpu_name(),
-        "cores": os.cpu_count(),
-        "threads": args.threads,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": None if torch is None else torch.__version__,
-        "device": args.device,
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    machine = machine_info(threads=args.threads, torch=None if torch is None else torch.__version__,
+                           device=args.device)  # fmt: skip
     if args.device == "gpu":
         machine["gpu"] = B.xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     print(json.dumps({"machine": machine}), flush=True)
@@ -80,17 +73,6 @@ def main(argv=None) -> int:
             result["machine"] = machine
             print(json.dumps(result), flush=True)
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # ----------------------------------------------------------------------------- the three contestants

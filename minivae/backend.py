@@ -226,6 +226,82 @@ def synchronize() -> None:
         _cupy.cuda.Stream.null.synchronize()
 
 
+# ----------------------------------------------------------------------------- threads (cpu)
+#
+# NumPy's ufuncs release the GIL while they loop, so independent blocks of one elementwise
+# computation can run on several cores from Python threads. The matrix products already use
+# every core (BLAS); this is for the exp/log work around them (benchmarks/BENCHMARKS.md,
+# "threads"). MINIVAE_NUM_THREADS or set_num_threads(n) chooses how many; 1 turns it off.
+
+_num_threads = None  # None: decided on first use
+_pool = None
+
+
+def _default_threads() -> int:
+    for var in ("MINIVAE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            try:
+                n = int(value)
+            except ValueError:
+                raise ValueError(f"{var}={value!r} is not a number of threads (an integer >= 1)") from None
+            if n < 1:
+                raise ValueError(f"{var}={value!r}: the number of threads must be >= 1")
+            return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def num_threads() -> int:
+    """Threads for blockwise elementwise work on the cpu (1 means all in the calling thread)."""
+    global _num_threads
+    if _num_threads is None:
+        _num_threads = _default_threads()
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use n threads for blockwise elementwise work on the cpu (1: none besides the caller)."""
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an integer >= 1, got {n!r}")
+    if _pool is not None and n != _num_threads:
+        _pool.shutdown(wait=True)
+        _pool = None
+    _num_threads = n
+
+
+def map_blocks(fn, starts) -> None:
+    """fn(start) for every start, on up to num_threads() threads (cpu) or in order (gpu).
+
+    fn must write its own block of a preallocated output and touch nothing another block
+    touches: the result is then the same, bit for bit, whatever the number of threads.
+    """
+    global _pool
+    starts = list(starts)
+    n = num_threads() if device == "cpu" else 1
+    if n == 1 or len(starts) < 2:
+        for s in starts:
+            fn(s)
+        return
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="minivae")
+    # the calling thread takes every n-th block itself; the pool takes the rest
+    futures = [_pool.submit(_run_every, fn, starts[k::n]) for k in range(1, n)]
+    _run_every(fn, starts[0::n])
+    for f in futures:
+        f.result()  # re-raises an error of a worker here
+
+
+def _run_every(fn, starts) -> None:
+    for s in starts:
+        fn(s)
+
+
 # numerical constants shared by the stable formulas
 LOG_2PI = float(numpy.log(2.0 * numpy.pi))
 inf = numpy.inf

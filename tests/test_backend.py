@@ -186,3 +186,58 @@ def test_scatter_add_adds_repeated_indices():
     target = np.zeros(4)
     B.scatter_add(target, np.array([0, 2, 0, 0]), np.array([1.0, 2.0, 3.0, 4.0]))
     np.testing.assert_array_equal(target, [8.0, 0.0, 2.0, 0.0])
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count a test changes."""
+    before = B.num_threads()
+    yield B.set_num_threads
+    B.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_map_blocks_runs_every_block_once_on_up_to_n_threads(threads, n):
+    import threading
+
+    threads(n)
+    seen, names = [], set()
+
+    def block(s):
+        seen.append(s)  # list.append is atomic under the GIL
+        names.add(threading.current_thread().name)
+
+    B.map_blocks(block, range(0, 70, 7))
+    assert sorted(seen) == list(range(0, 70, 7))
+    assert 1 <= len(names) <= n
+    if n == 1:
+        assert names == {threading.current_thread().name}  # no pool at all
+
+
+def test_map_blocks_reraises_an_error_of_a_worker(threads):
+    threads(2)
+
+    def block(s):
+        if s == 1:
+            raise KeyError(f"block {s}")
+
+    with pytest.raises(KeyError, match="block 1"):
+        B.map_blocks(block, [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_refuses_non_positive_integers(threads, bad):
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        threads(bad)
+
+
+def test_bad_thread_variables_are_named(monkeypatch):
+    monkeypatch.setattr(B, "_num_threads", None)
+    monkeypatch.setenv("MINIVAE_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match=r"MINIVAE_NUM_THREADS='two' is not a number of threads"):
+        B.num_threads()
+    monkeypatch.setenv("MINIVAE_NUM_THREADS", "0")
+    with pytest.raises(ValueError, match=r"MINIVAE_NUM_THREADS='0'.*must be >= 1"):
+        B.num_threads()
+    monkeypatch.setenv("MINIVAE_NUM_THREADS", "3")
+    assert B.num_threads() == 3
