@@ -103,36 +103,3 @@ def test_sigmoid_from_exp_matches_the_masked_form(dtype):
     assert np.isnan(got[-1])
     assert got[-4] == 0.0 and got[-3] == 1.0 and got[-2] > 0  # sigmoid(-40) ~ 4e-18 is kept
     np.testing.assert_array_equal(stable_sigmoid(x), got)
-
-
-@pytest.mark.parametrize("shape", [(96, 300), (7, 40, 300)])
-def test_threaded_bernoulli_likelihood_is_bit_identical_to_one_thread(shape, monkeypatch):
-    """Blocks on several threads write disjoint parts: the same bits as one thread, with gradients."""
-    from minivae import backend as B
-    from minivae.ops import losses
-
-    monkeypatch.setattr(losses, "BLOCK_ELEMENTS", 3000)  # many blocks, a ragged last one
-    monkeypatch.setattr(losses, "MIN_BLOCK_ELEMENTS", 1000)
-    rng = np.random.default_rng(5)
-    logits = (rng.normal(size=shape) * 6).astype(np.float32)
-    x = (rng.random(shape[-2:]) < 0.3).astype(np.float32)
-    upstream = rng.normal(size=shape[:-1]).astype(np.float32)  # d loss / d out, the same for both
-    before = B.num_threads()
-    results = []
-    try:
-        for n in (1, 3):
-            B.set_num_threads(n)
-            lt = Tensor(logits, requires_grad=True)
-            out = ops.bernoulli_log_likelihood(lt, x)
-            (out * Tensor(upstream)).sum().backward()
-            with mv.no_grad():
-                plain = ops.bernoulli_log_likelihood(logits, x)
-            results.append((out.numpy(), lt.grad.copy(), plain.numpy()))
-    finally:
-        B.set_num_threads(before)
-    (one, g_one, ng_one), (many, g_many, ng_many) = results
-    assert one.shape == shape[:-1]
-    np.testing.assert_array_equal(one, many)
-    np.testing.assert_array_equal(g_one, g_many)
-    np.testing.assert_array_equal(ng_one, ng_many)
-    np.testing.assert_array_equal(one, ng_one)  # with and without gradients: the same sums

@@ -156,16 +156,15 @@ def stable_sigmoid(x):
     return sigmoid_from_exp(x, e)
 
 
-def softplus_and_exp(x, e=None):
+def softplus_and_exp(x):
     """(softplus(x), e^-|x|) for raw arrays, where softplus(x) = log(1 + e^x) = max(x, 0) + log(1 + e^-|x|).
 
     Never overflows. e^-|x| is returned for a backward to rebuild sigmoid(x) from
-    (``sigmoid_from_exp``), written into ``e`` when an array of x's shape is given.
-    Written out rather than as logaddexp(0, x), which is ten times slower in NumPy
-    (benchmarks/BENCHMARKS.md, "softplus").
+    (``sigmoid_from_exp``). Written out rather than as logaddexp(0, x), which is ten times
+    slower in NumPy (benchmarks/BENCHMARKS.md, "softplus").
     """
     xp = B.xp
-    e = xp.abs(x, out=e)
+    e = xp.abs(x)
     xp.negative(e, out=e)
     xp.exp(e, out=e)  # e^-|x|, in (0, 1]
     t = log1p_unit(e)  # log(1 + e^-|x|)

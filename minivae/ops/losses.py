@@ -39,25 +39,22 @@ class BernoulliLogProb(Function):
 
 
 BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
-MIN_BLOCK_ELEMENTS = 1 << 14  # smaller blocks are not worth a thread
 
 
-def _bernoulli_rows(logits, x, e=None):
-    """sum_d x_d l_d - softplus(l_d) over the last axis (raw arrays); e^-|l| goes into e if given."""
-    softplus, _ = softplus_and_exp(logits, e)
+def _bernoulli_rows(logits, x, keep_e: bool):
+    """sum_d x_d l_d - softplus(l_d) over the last axis, and e = e^-|l| if asked (raw arrays)."""
+    softplus, e = softplus_and_exp(logits)
     xl = x * logits
     xl -= softplus
-    return xl.sum(axis=-1)
+    return xl.sum(axis=-1), (e if keep_e else None)
 
 
 class BernoulliLogLikelihood(Function):
     """log p(x | logits) = sum_d [x_d l_d - softplus(l_d)]: the per-example sum over the last axis
 
     logits (..., B, D), x (B, D) -> (..., B). The fused fast path of
-    bernoulli_log_prob(...).sum(-1). It works through cache-sized blocks, on several
-    threads on the cpu (``minivae.backend.map_blocks``); without gradients (evaluation,
-    importance sampling) it never stores a full-size array, with them it keeps e^-|l|
-    for the backward.
+    bernoulli_log_prob(...).sum(-1): without gradients (evaluation, importance
+    sampling) it works through cache-sized blocks and never stores a full-size array.
     """
 
     def forward(self, logits, x):
@@ -68,31 +65,20 @@ class BernoulliLogLikelihood(Function):
                 f"shape of x {x.shape}"
             )
         self.logits, self.x = logits, x
+        if any(self.needs_input_grad):  # training: one pass, keep e^-|l| for the backward
+            out, self.e = _bernoulli_rows(logits, x, keep_e=True)
+            return out
         lead = logits.shape[: logits.ndim - x.ndim]  # sample axes that x broadcasts over
-        flat = logits.reshape((-1,) + x.shape)  # (M, B, D)
+        flat = logits.reshape((-1,) + x.shape)  # (M, B, D): a view
         out = xp.empty(flat.shape[:-1], dtype=xp.result_type(logits, x))  # (M, B)
-        e = xp.empty(flat.shape, dtype=logits.dtype) if any(self.needs_input_grad) else None
-        # elements per block: cache-sized, and enough blocks to keep every thread busy
-        per_thread = -(-flat.size // B.num_threads())
-        block = min(BLOCK_ELEMENTS, max(MIN_BLOCK_ELEMENTS, per_thread))
         if x.ndim >= 2 and x.shape[0] > 1 and flat.shape[0] == 1:
-            step = max(1, block // max(1, x[0].size))  # blocks of rows of x
-
-            def rows(r):
-                part = slice(r, r + step)
-                out[0, part] = _bernoulli_rows(flat[0, part], x[part], None if e is None else e[0, part])
-
-            B.map_blocks(rows, range(0, x.shape[0], step))
+            step = max(1, BLOCK_ELEMENTS // max(1, x[0].size))  # blocks of rows of x
+            for r in range(0, x.shape[0], step):
+                out[0, r : r + step] = _bernoulli_rows(flat[0, r : r + step], x[r : r + step], False)[0]
         else:
-            step = max(1, block // max(1, x.size))  # blocks of samples
-
-            def samples(m):
-                part = slice(m, m + step)
-                out[part] = _bernoulli_rows(flat[part], x, None if e is None else e[part])
-
-            B.map_blocks(samples, range(0, flat.shape[0], step))
-        if e is not None:
-            self.e = e.reshape(logits.shape)
+            step = max(1, BLOCK_ELEMENTS // max(1, x.size))  # blocks of samples
+            for m in range(0, flat.shape[0], step):
+                out[m : m + step] = _bernoulli_rows(flat[m : m + step], x, False)[0]
         return out.reshape(lead + x.shape[:-1])
 
     def backward(self, grad_out):
