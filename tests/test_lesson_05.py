@@ -81,9 +81,9 @@ def test_u_is_below_its_best_value_over_q_y(summary):
 
 def test_alpha_follows_the_paper_s_rule(run):
     _, s, _, lesson = run
-    assert s["alpha"] == pytest.approx(0.1 * 50_000 / lesson.N_LABELLED)  # Part 1: N = 50,000
-    # the trained models: N is the quick run's training split
-    assert s["alpha_sampled_y"] == pytest.approx(0.1 * s["n_train"] / s["n_labelled"])
+    # 0.1 N / N_labelled with the full run's N = 50,000 (kept in --quick), in Part 1 and training
+    assert s["alpha"] == pytest.approx(0.1 * 50_000 / lesson.N_LABELLED) == 50.0
+    assert s["alpha_sampled_y"] == s["alpha"]
     assert s["alpha_alpha0"] == 0.0
     assert s["sum_over_y_sampled_y"] is False and s["sum_over_y_alpha0"] is True
 
@@ -98,7 +98,7 @@ def test_labels_are_class_balanced(run):
 def test_errors_are_shares_of_the_test_set(run):
     _, s, _, lesson = run
     assert s["n_test"] == lesson.N_TEST[1]
-    for key in ("test_error", "test_error_sampled_y", "test_error_alpha0"):
+    for key in ("test_error", "test_error_sampled_y", "test_error_alpha0", "test_error_labels_only"):
         assert 0.0 <= s[key] <= 1.0 and is_multiple(s[key], s["n_test"]), key
     for key in ("sample_agreement_full", "sample_agreement_sampled_y", "sample_agreement_alpha0"):
         assert 0.0 <= s[key] <= 1.0 and is_multiple(s[key], lesson.N_AGREEMENT[1]), key
@@ -112,6 +112,9 @@ def test_labels_help_and_alpha_zero_hurts(summary):
     assert summary["test_error"] < 0.7
     # ... and without the classification term the classifier does not learn the label names
     assert summary["test_error_alpha0"] > summary["test_error"]
+    # the classifier trained on the labelled images alone has learnt them, and beats chance
+    assert summary["train_loss_labels_only"] < 0.5
+    assert summary["test_error_labels_only"] < 0.7
 
 
 def test_test_bounds_are_finite_log_likelihood_bounds(summary):
