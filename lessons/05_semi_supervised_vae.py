@@ -27,8 +27,8 @@ Run (about 15 minutes on 2 idle cores, more on busy ones; --quick takes about 15
 
     python lessons/05_semi_supervised_vae.py [--quick] [--epochs E] [--ablation-epochs A]
 
---epochs sets the epochs of the full M2 (default 6), --ablation-epochs those of each
-ablation (default 3). The benchmark (benchmarks/m2_quality.py: three label draws,
+--epochs sets the epochs of the full M2 (default 4), --ablation-epochs those of each
+ablation (default 2). The benchmark (benchmarks/m2_quality.py: three label draws,
 more epochs) is where the quality bar is measured; its figures are in
 benchmarks/BENCHMARKS.md. Figures and summary.json go to
 runs/lessons/05_semi_supervised_vae/ (change the root with --out), the checkpoints
@@ -89,8 +89,8 @@ LEARNING_RATE = 1e-3  # Adam
 # The weight of log q(y|x) per labelled image: the paper's 0.1 N / N_labelled for N = 50,000
 # (what the full run trains on), kept in --quick too, whose small N would make it tiny
 ALPHA = 0.1 * 50_000 / N_LABELLED  # = 50
-EPOCHS = (6, 1)  # the full M2; --epochs overrides
-ABLATION_EPOCHS = (3, 1)  # each ablation; --ablation-epochs overrides
+EPOCHS = (4, 1)  # the full M2; --epochs overrides
+ABLATION_EPOCHS = (2, 1)  # each ablation; --ablation-epochs overrides
 BASELINE_STEPS = (500, 100)  # the classifier q(y|x) alone on the labelled images, Adam steps
 TEST_BINARIZATION_SEED = 12345  # the test images are binarized once (as in the benchmark)
 N_TEST = (10000, 500)
