@@ -53,7 +53,8 @@ class Optimizer:
             if value is None or value.shape != a.shape:
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: state.{key} is missing or has the "
-                    f"wrong shape (expected {a.shape}); the optimizer state is from another model"
+                    f"wrong shape (expected {a.shape}); the optimizer state is from another model "
+                    "or optimizer (or from an older Adam that stored m and v instead of decayed sums)"
                 )
         for key, a in own.items():
             a[...] = B.from_numpy(state[f"state.{key}"], dtype=a.dtype)
@@ -84,55 +85,74 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015): w <- w - lr * m_hat / (sqrt(v_hat) + eps), bias-corrected moments."""
+    """Adam (Kingma & Ba 2015): w <- w - lr * m_hat / (sqrt(v_hat) + eps), bias-corrected moments.
+
+    The moments m_t = b1 m_{t-1} + (1 - b1) g_t and v_t = b2 v_{t-1} + (1 - b2) g_t^2 are
+    kept as decayed sums, M_t = b1 M_{t-1} + g_t and V_t = b2 V_{t-1} + g_t^2, so that
+    m_t = (1 - b1) M_t and v_t = (1 - b2) V_t. The update is the same,
+        m_hat / (sqrt(v_hat) + eps) = c M / (sqrt(V) + eps / r),
+        r = sqrt((1 - b2) / (1 - b2^t)),  c = (1 - b1) / ((1 - b1^t) r),
+    with every constant folded into two numbers: 10 passes over memory per step instead
+    of 13 (the update is memory-bound; benchmarks/BENCHMARKS.md, "Adam").
+    """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 chunk: int | None = 65536):
+                 chunk: int | None = None):
         super().__init__(params, lr)
-        # elements per block of the fast path on the CPU (None: whole arrays, the plain version)
+        # elements per block on the CPU (None: whole arrays). Blocks that stay in cache
+        # can help where the last-level cache is small; on a 32 MB L3 the whole update
+        # fits and 65536-element blocks cost 17 % (benchmarks/BENCHMARKS.md, "Adam")
         self.chunk = chunk if B.device == "cpu" else None
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
         self.b1, self.b2, self.eps = b1, b2, eps
-        self.m = [B.xp.zeros_like(p.data) for p in self.params]
-        self.v = [B.xp.zeros_like(p.data) for p in self.params]
+        self.g_sum = [B.xp.zeros_like(p.data) for p in self.params]  # M = m / (1 - b1)
+        self.g2_sum = [B.xp.zeros_like(p.data) for p in self.params]  # V = v / (1 - b2)
         self.scratch = [B.xp.empty_like(p.data) for p in self.params]
 
     def update(self, k, w, g):
-        m, v, tmp = self.m[k], self.v[k], self.scratch[k]  # tmp: reused, so a step allocates nothing
-        bc1 = 1.0 - self.b1**self.steps
-        bc2 = 1.0 - self.b2**self.steps
+        # tmp: reused, so a step allocates nothing
+        g_sum, g2_sum, tmp = self.g_sum[k], self.g2_sum[k], self.scratch[k]
+        r = math.sqrt((1.0 - self.b2) / (1.0 - self.b2**self.steps))
+        step = self.lr * (1.0 - self.b1) / ((1.0 - self.b1**self.steps) * r)  # lr c
+        eps = self.eps / r
         if self.chunk and w.size > self.chunk and all(a.flags.c_contiguous for a in (w, g)):
             # fast path (CPU): the same elementwise update, a cache-sized block at a time,
             # so each array is read from memory once instead of once per operation
-            w, g, m, v, tmp = (a.reshape(-1) for a in (w, g, m, v, tmp))
+            w, g, g_sum, g2_sum, tmp = (a.reshape(-1) for a in (w, g, g_sum, g2_sum, tmp))
             for s in range(0, w.size, self.chunk):
                 part = slice(s, s + self.chunk)
-                self._adam(w[part], g[part], m[part], v[part], tmp[part], bc1, bc2)
+                self._adam(w[part], g[part], g_sum[part], g2_sum[part], tmp[part], step, eps)
         else:
-            self._adam(w, g, m, v, tmp, bc1, bc2)
+            self._adam(w, g, g_sum, g2_sum, tmp, step, eps)
 
-    def _adam(self, w, g, m, v, tmp, bc1, bc2):
+    def _adam(self, w, g, g_sum, g2_sum, tmp, step, eps):
         """The plain update on whole arrays (or on matching blocks of them)."""
-        xp, b1, b2 = B.xp, self.b1, self.b2
-        m *= b1
-        xp.multiply(g, 1.0 - b1, out=tmp)
-        m += tmp  # m <- b1 m + (1 - b1) g
-        v *= b2
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1.0 - b2
-        v += tmp  # v <- b2 v + (1 - b2) g^2
-        xp.sqrt(v, out=tmp)
-        tmp *= 1.0 / math.sqrt(bc2)
-        tmp += self.eps  # sqrt(v_hat) + eps
-        xp.divide(m, tmp, out=tmp)
-        tmp *= self.lr / bc1
-        w -= tmp  # w <- w - lr m_hat / (sqrt(v_hat) + eps)
+        g_sum *= self.b1
+        g_sum += g  # M <- b1 M + g
+        g2_sum *= self.b2
+        B.xp.multiply(g, g, out=tmp)
+        g2_sum += tmp  # V <- b2 V + g^2
+        B.xp.sqrt(g2_sum, out=tmp)
+        tmp += eps
+        B.xp.divide(g_sum, tmp, out=tmp)
+        tmp *= step
+        w -= tmp  # w <- w - lr c M / (sqrt(V) + eps / r) = w - lr m_hat / (sqrt(v_hat) + eps)
+
+    @property
+    def m(self) -> list:
+        """The first moments m = (1 - b1) M (new arrays, for reading)."""
+        return [(1.0 - self.b1) * a for a in self.g_sum]
+
+    @property
+    def v(self) -> list:
+        """The second moments v = (1 - b2) V (new arrays, for reading)."""
+        return [(1.0 - self.b2) * a for a in self.g2_sum]
 
     def state_arrays(self):
-        state = {f"m.{k}": m for k, m in enumerate(self.m)}
-        state.update({f"v.{k}": v for k, v in enumerate(self.v)})
+        state = {f"g_sum.{k}": a for k, a in enumerate(self.g_sum)}
+        state.update({f"g2_sum.{k}": a for k, a in enumerate(self.g2_sum)})
         return state
 
 

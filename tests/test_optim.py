@@ -51,6 +51,9 @@ def test_adam_one_and_two_steps_by_hand():
     w2 = w1 - lr * m_hat / (np.sqrt(v_hat) + eps)
     np.testing.assert_allclose(run(opt, p, [g2]), w2, rtol=1e-14, atol=1e-16)
     assert opt.steps == 2
+    # the decayed sums it keeps are the moments up to (1 - b): m = (1 - b1) M, v = (1 - b2) V
+    np.testing.assert_allclose(opt.m[0], m, rtol=1e-14)
+    np.testing.assert_allclose(opt.v[0], v, rtol=1e-14)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
@@ -186,11 +189,11 @@ def test_optimizer_state_dict_is_a_copy_and_checks_shapes():
     opt = optim.Adam([p], lr=0.05)
     run(opt, p, GRADS[:1])
     state = opt.state_dict()
-    m_before = state["state.m.0"].copy()
+    m_before = state["state.g_sum.0"].copy()
     run(opt, p, GRADS[1:2])
-    np.testing.assert_array_equal(state["state.m.0"], m_before)  # later steps do not leak in
+    np.testing.assert_array_equal(state["state.g_sum.0"], m_before)  # later steps do not leak in
     other = optim.Adam([param(np.zeros(3))], lr=0.05)
-    with pytest.raises(ValueError, match=r"state\.m\.0 is missing or has the wrong shape"):
+    with pytest.raises(ValueError, match=r"state\.g_sum\.0 is missing or has the wrong shape"):
         other.load_state_dict(state)
 
 
