@@ -52,9 +52,17 @@ def check_non_negative(owner: str, name: str, value) -> float:
 
 
 def model_dtype(model: Module):
-    """The floating dtype of the model's parameters (inputs are cast to it)."""
-    first = next(model.named_parameters(), None)  # the first is enough: no full list per call
-    return first[1].dtype if first is not None else B.get_default_dtype()
+    """The floating dtype of the model's parameters (inputs are cast to it).
+
+    Parameters keep the dtype they were made with (loading a state casts into them),
+    so it is looked up once per model and remembered.
+    """
+    dtype = model.__dict__.get("_param_dtype")
+    if dtype is None:
+        first = next(model.named_parameters(), None)
+        dtype = first[1].dtype if first is not None else B.xp.dtype(B.get_default_dtype())
+        model.__dict__["_param_dtype"] = dtype
+    return dtype
 
 
 def as_input(model: Module, x, x_dim: int) -> Tensor:
@@ -123,7 +131,12 @@ def mean_over_samples(a: Tensor, batch_ndim: int = 1) -> Tensor:
 
 def scalar_stats(terms: dict) -> dict:
     """Per-example means of (B,) Tensors as Python floats (nats per example)."""
-    return {name: float(t.data.mean()) if isinstance(t, Tensor) else float(t) for name, t in terms.items()}
+    return {name: _mean(t.data) if isinstance(t, Tensor) else float(t) for name, t in terms.items()}
+
+
+def _mean(a) -> float:
+    """The mean of an array as a Python float (its sum over its size: cheaper than a.mean())."""
+    return float(a.sum()) / a.size if a.size else float("nan")
 
 
 # ----------------------------------------------------------------------------- the model

@@ -40,6 +40,11 @@ def _expand_last(grad_out, shape):
     return B.xp.broadcast_to(grad_out[..., None], shape)
 
 
+def _at_full(a, full):
+    """a broadcast to the full shape (a view), or a itself when it already has it."""
+    return a if a.shape == full else B.xp.broadcast_to(a, full)
+
+
 class Reparameterize(Function):
     """z = mu + exp(v / 2) * eps (v = log sigma^2), elementwise with broadcasting"""
 
@@ -73,16 +78,16 @@ class KLNormalStd(Function):
         std = std_from_log_var(log_var)
         self.var = std * std  # sigma^2, read the same way as the sampler reads it
         terms = mu * mu + self.var - 1.0 - log_var
-        return 0.5 * B.xp.broadcast_to(terms, full).sum(axis=-1)
+        return 0.5 * _at_full(terms, full).sum(axis=-1)
 
     def backward(self, grad_out):
         # dKL/dmu = mu, dKL/dv = (e^v - 1) / 2
-        g = _expand_last(grad_out, self.full)
+        g = grad_out[..., None]  # (..., 1): each example's gradient along its latent axis
         gm = gv = None
         if self.needs_input_grad[0]:
-            gm = unbroadcast(g * self.mu, self.mu.shape)
+            gm = unbroadcast(_at_full(g * self.mu, self.full), self.mu.shape)
         if self.needs_input_grad[1]:
-            gv = unbroadcast(g * (0.5 * (self.var - 1.0)), self.log_var.shape)
+            gv = unbroadcast(_at_full(g * (0.5 * (self.var - 1.0)), self.full), self.log_var.shape)
         return gm, gv
 
 

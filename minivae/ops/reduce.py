@@ -51,7 +51,8 @@ class Mean(Function):
         self.count = 1
         for a in self.axes:
             self.count *= x.shape[a]
-        return x.mean(axis=self.axes, keepdims=keepdims)
+        # sum / n is what x.mean computes, bit for bit, without numpy's Python-level wrapper
+        return x.sum(axis=self.axes, keepdims=keepdims) / self.count
 
     def backward(self, grad_out):
         # dy/dx = 1 / n for every averaged element
