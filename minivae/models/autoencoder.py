@@ -60,7 +60,7 @@ def model_dtype(model: Module):
     dtype = model.__dict__.get("_param_dtype")
     if dtype is None:
         first = next(model.named_parameters(), None)
-        dtype = first[1].dtype if first is not None else B.xp.dtype(B.get_default_dtype())
+        dtype = first[1].dtype if first is not None else B.np.dtype(B.get_default_dtype())
         model.__dict__["_param_dtype"] = dtype
     return dtype
 
