@@ -193,12 +193,13 @@ class Softplus(Function):
     """y = log(1 + e^x)"""
 
     def forward(self, x):
+        y, self.e = softplus_and_exp(x)  # e = e^-|x| is kept for the backward's sigmoid
         self.x = x
-        return stable_softplus(x)
+        return y
 
     def backward(self, grad_out):
         # dy/dx = sigmoid(x)
-        return (grad_out * stable_sigmoid(self.x),)
+        return (grad_out * sigmoid_from_exp(self.x, self.e),)
 
 
 def neg(x):
