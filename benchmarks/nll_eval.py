@@ -55,7 +55,6 @@ def main(argv=None) -> int:
     from minivae.metrics import default_chunk
 
     mv.set_default_dtype("float32")
-    B.set_num_threads(args.threads)
     trained_here = args.checkpoint is None
     if trained_here:
         args.checkpoint = train_one(args)
