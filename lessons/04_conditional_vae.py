@@ -32,7 +32,9 @@ MNIST, and measures what the lecture claims:
 Seeds are the lecture notes in the shared seeds folder (see DESIGN.md); "seed 004,
 Conditional VAE" means that section of file 004_*.txt.
 
-Run (about 5 minutes on 2 idle cores, 10 on busy ones; --quick takes about 10 s):
+Run (a few minutes on 2 idle cores; the run behind lessons/README.md took about an hour
+of wall time, and 20 minutes of CPU time, on 2 cores shared with three other jobs;
+--quick takes about 15 s):
 
     python lessons/04_conditional_vae.py [--quick]
 
@@ -267,7 +269,7 @@ def part1_by_hand(lesson: Lesson, x_host, y_host, quick):
 # Why a 2-D code. Nothing in the ELBO forbids the encoder, which sees x, from
 # putting the class into z as well; the KL charges at most log 10 = 2.3 nats for it,
 # about 2 % of the bound, so the pressure to leave the class to y is weak and
-# training moves it there slowly. With lesson 02's 20 units and 5 epochs, the CVAE
+# training moves it there slowly. With lesson 02's 20 units (5 epochs, batch 128) the CVAE
 # kept the class in z: a linear probe read it from z 58 % of the time, only 42 % of
 # its samples showed the class they were asked for, and decoding one z with other
 # labels mostly redrew the same digit (20 %). Two units leave no room to spare: the
