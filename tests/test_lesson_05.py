@@ -117,6 +117,11 @@ def test_labels_help_and_alpha_zero_hurts(summary):
     assert summary["test_error_labels_only"] < 0.7
 
 
+def test_label_effect_is_a_ratio_of_mean_squared_distances(summary):
+    # 0 only if the decoder ignored y entirely; an untrained-ish decoder still reacts a little
+    assert 0 < summary["label_effect_full"] < 10
+
+
 def test_test_bounds_are_finite_log_likelihood_bounds(summary):
     for key in ("test_labelled_bound", "test_unlabelled_bound"):
         assert -1000 < summary[key] < 0, key
