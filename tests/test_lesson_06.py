@@ -76,20 +76,37 @@ def test_the_objective_by_hand_is_the_library_s(run):
     assert s["grad_mu_y_detached"] == 0.0
 
 
-def test_errors_are_consistent_and_both_regressors_learn_something(run):
-    s = run[1]
+def test_errors_are_consistent_and_the_baseline_learns_something(run):
+    s, lesson = run[1], run[3]
     var = s["slant_test_std_degrees"] ** 2
+    names = ["baseline"] + [lesson.tag(b) for b in lesson.pick(lesson.BETAS_Z, True)]
+    assert s["repeats"] == lesson.pick(lesson.REPEATS, True)
     for n in s["n_labels"]:
         k = f"n{n}"
-        for who in ("ssvae", "baseline"):
-            rmse, r2 = s[f"{k}_{who}_rmse"], s[f"{k}_{who}_r2"]
-            assert rmse > 0 and r2 == pytest.approx(1 - rmse**2 / var, abs=1e-4)
-            assert rmse < s[f"{k}_mean_predictor_rmse"]  # better than knowing only the mean
-        # predicting a constant can do no better than the spread of the test slants
-        assert s[f"{k}_mean_predictor_rmse"] >= s["slant_test_std_degrees"] - 1e-4
-        # the supervised-only regressor fits its few labels better than it generalizes
-        assert s[f"{k}_baseline_train_rmse"] < s[f"{k}_baseline_rmse"]
+        for name in names:
+            rmse, r2 = s[f"{k}_{name}_rmse_each"], s[f"{k}_{name}_r2_each"]
+            assert len(rmse) == len(r2) == s["repeats"]
+            for e, q in zip(rmse, r2):  # R² = 1 − MSE / Var(slant), per labelled set
+                assert e > 0 and q == pytest.approx(1 - e**2 / var, abs=1e-4)
+            assert s[f"{k}_{name}_rmse"] == pytest.approx(np.mean(rmse), abs=1e-3)
+        for e, mean_e, fit in zip(s[f"{k}_baseline_rmse_each"], s[f"{k}_mean_predictor_rmse_each"],
+                                  s[f"{k}_baseline_train_rmse_each"]):  # fmt: skip
+            # predicting a constant can do no better than the spread of the test slants
+            assert mean_e >= s["slant_test_std_degrees"] - 1e-4
+            assert e < mean_e  # the few labels teach the baseline something ...
+            assert fit < e  # ... and it fits them better than it generalizes
         assert s[f"{k}_label_std"] > 0
+
+
+def test_learning_curves_are_recorded_for_every_model(run):
+    s, lesson = run[1], run[3]
+    steps = s["curve_steps"]
+    every, total = lesson.pick(lesson.CURVE_EVERY, True), lesson.pick(lesson.STEPS, True)
+    assert steps == list(range(every, total + 1, every))
+    assert len(s["curve_baseline_rmse"]) == len(steps) and "curve_baseline_slope" not in s
+    for b in lesson.pick(lesson.BETAS_Z, True):
+        assert len(s[f"curve_{lesson.tag(b)}_rmse"]) == len(s[f"curve_{lesson.tag(b)}_slope"])
+        assert len(s[f"curve_{lesson.tag(b)}_slope"]) == len(steps)
 
 
 def test_the_checkpoint_predicts_what_the_trained_model_did(run):
@@ -106,6 +123,8 @@ def test_conditional_generation_sweeps_the_asked_slant(run):
     assert asked[-1] - asked[0] == pytest.approx(5 * s[f"{main}_label_std"], abs=0.05)
     measured = np.array(s["generation_measured_mean_degrees"])
     assert measured.shape == asked.shape and np.all(np.isfinite(measured))
-    assert -1.0 <= s["generation_correlation"] <= 1.0
-    # even after a few steps the decoder leans its output the way the labels told it
-    assert s["generation_correlation"] > 0 and s["generation_slope"] > 0
+    assert s["generation_beta_z"] == lesson.pick(lesson.BETAS_Z, True)[-1]
+    # even after a few steps every decoder leans its output the way the labels told it
+    for key in ["generation"] + [f"generation_{lesson.tag(b)}"
+                                 for b in lesson.pick(lesson.BETAS_Z, True)[:-1]]:  # fmt: skip
+        assert 0 < s[f"{key}_correlation"] <= 1.0 and s[f"{key}_slope"] > 0
