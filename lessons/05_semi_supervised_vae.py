@@ -23,7 +23,7 @@ lesson follows seed 004, "Semi-supervised VAE":
 Seeds are the lecture notes in the shared seeds folder (see DESIGN.md); "seed 004,
 Overall training objective" means that slide of file 004_*.txt.
 
-Run (about 10 minutes on 2 idle cores, an hour or more on busy ones; --quick takes
+Run (266 s measured on 2 quiet cores, over an hour on heavily shared ones; --quick takes
 about 15 s):
 
     python lessons/05_semi_supervised_vae.py [--quick] [--epochs E] [--ablation-epochs A]
