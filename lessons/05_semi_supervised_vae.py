@@ -48,7 +48,6 @@ Fashion-MNIST subset instead.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -61,7 +60,7 @@ from matplotlib.figure import Figure
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
 import minivae as mv
-from lessons.common import Lesson, parse_args
+from lessons.common import Lesson, lesson_options, parse_args, positive_int
 from minivae import backend as B
 from minivae import data as D
 from minivae import ops, plots
@@ -118,28 +117,15 @@ def pick(pair, quick: bool):
     return pair[1] if quick else pair[0]
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def lesson_args(argv):
     """The options every lesson has (lessons/common.py), plus --epochs and --ablation-epochs."""
-    own = argparse.ArgumentParser(add_help=False, usage=argparse.SUPPRESS)
+    own = lesson_options()
     own.add_argument("--epochs", type=positive_int, default=None,
                      help=f"epochs of the full M2 (default {EPOCHS[0]}, --quick {EPOCHS[1]})")
     own.add_argument("--ablation-epochs", type=positive_int, default=None,
                      help=f"epochs of each ablation (default {ABLATION_EPOCHS[0]}, "
                           f"--quick {ABLATION_EPOCHS[1]})")  # fmt: skip
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "-h" in argv or "--help" in argv:  # the shared parser prints its help and exits
-        print("options of this lesson:\n" + own.format_help().split("\n", 1)[-1])
-    extra, rest = own.parse_known_args(argv)
-    args = parse_args(rest, __doc__)
-    args.epochs, args.ablation_epochs = extra.epochs, extra.ablation_epochs
-    return args
+    return parse_args(argv, __doc__, own=own)
 
 
 def to_device(x):

@@ -18,8 +18,32 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 import minivae as mv
 
 
-def parse_args(argv, doc: str, default_dataset: str = "mnist") -> argparse.Namespace:
-    """--quick, --device, --seed, --dataset, --out, --no-progress, for every lesson."""
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def lesson_options() -> argparse.ArgumentParser:
+    """An empty parser for a lesson's own options, to fill and hand to parse_args(own=...)."""
+    return argparse.ArgumentParser(add_help=False, usage=argparse.SUPPRESS)
+
+
+def parse_args(argv, doc: str, default_dataset: str = "mnist", own=None) -> argparse.Namespace:
+    """--quick, --device, --seed, --dataset, --out, --no-progress, for every lesson.
+
+    own: a parser from ``lesson_options()`` holding the lesson's own options; they are
+    read first, listed under --help, and merged into the returned namespace.
+    """
+    extra = {}
+    if own is not None:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if "-h" in argv or "--help" in argv:  # the shared parser prints its help and exits
+            print("options of this lesson:\n" + own.format_help().split("\n", 1)[-1])
+        known, argv = own.parse_known_args(argv)
+        extra = vars(known)
     p = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="a few seconds: tiny data and few steps (the smoke tests use it)")  # fmt: skip
@@ -30,7 +54,10 @@ def parse_args(argv, doc: str, default_dataset: str = "mnist") -> argparse.Names
     p.add_argument("--out", default=os.path.join("runs", "lessons"),
                    help="folder for the lesson's figures and summary (default runs/lessons)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name, value in extra.items():
+        setattr(args, name, value)
+    return args
 
 
 class Lesson:
