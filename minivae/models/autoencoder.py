@@ -134,6 +134,25 @@ def scalar_stats(terms: dict) -> dict:
     return {name: _mean(t.data) if isinstance(t, Tensor) else float(t) for name, t in terms.items()}
 
 
+def semi_supervised_loss(owner: str, objective: list, bounds: list, stats: dict):
+    """(loss, stats) of a semi-supervised model from its labelled and unlabelled parts.
+
+    objective: the summed objective of each part present (Tensors); bounds: each part's
+    dict of per-example bounds ("elbo", "recon", "kl"); stats: per-part extras. The loss is
+    minus the objective per example of the batch; "elbo", "recon", "kl" are per-example
+    means over both parts.
+    """
+    if not objective:
+        raise ValueError(f"{owner}: loss() needs x_unlabelled, or x_labelled with y_labelled")
+    count = sum(b["elbo"].shape[0] for b in bounds)
+    loss = -(objective[0] if len(objective) == 1 else objective[0] + objective[1]) / count
+    out = scalar_stats(stats)
+    for key in ("elbo", "recon", "kl"):
+        out[key] = sum(float(b[key].data.sum()) for b in bounds) / count
+    out["loss"] = float(loss.data)
+    return loss, out
+
+
 def _mean(a) -> float:
     """The mean of an array as a Python float (its sum over its size: cheaper than a.mean())."""
     return float(a.sum()) / a.size if a.size else float("nan")

@@ -42,7 +42,7 @@ from minivae.models.autoencoder import (
     check_non_negative,
     check_positive_int,
     mean_over_samples,
-    scalar_stats,
+    semi_supervised_loss,
 )
 from minivae.models.cvae import ConditionalVAE
 from minivae.models.vae import VAE
@@ -284,12 +284,4 @@ class SemiSupervisedVAE(ConditionalVAE):
             objective.append(un["objective"].sum())
             bounds.append(un["terms"])
             stats["unlabelled_elbo"] = un["terms"]["elbo"]
-        if not objective:
-            raise ValueError(f"{name}: loss() needs x_unlabelled, or x_labelled with y_labelled")
-        count = sum(b["elbo"].shape[0] for b in bounds)
-        loss = -(objective[0] if len(objective) == 1 else objective[0] + objective[1]) / count
-        out = scalar_stats(stats)
-        for key in ("elbo", "recon", "kl"):
-            out[key] = sum(float(b[key].data.sum()) for b in bounds) / count
-        out["loss"] = float(loss.data)
-        return loss, out
+        return semi_supervised_loss(name, objective, bounds, stats)

@@ -44,7 +44,7 @@ from minivae.models.autoencoder import (
     check_positive_int,
     mean_over_samples,
     model_dtype,
-    scalar_stats,
+    semi_supervised_loss,
 )
 from minivae.models.vae import VAE
 from minivae.nn import MLP
@@ -302,12 +302,4 @@ class ContinuousSemiSupervisedVAE(VAE):
             bounds.append(un["terms"])
             stats["unlabelled_elbo"] = un["terms"]["elbo"]
             stats["entropy_y"] = un["terms"]["entropy"]
-        if not objective:
-            raise ValueError(f"{name}: loss() needs x_unlabelled, or x_labelled with y_labelled")
-        count = sum(b["elbo"].shape[0] for b in bounds)
-        loss = -(objective[0] if len(objective) == 1 else objective[0] + objective[1]) / count
-        out = scalar_stats(stats)
-        for key in ("elbo", "recon", "kl"):
-            out[key] = sum(float(b[key].data.sum()) for b in bounds) / count
-        out["loss"] = float(loss.data)
-        return loss, out
+        return semi_supervised_loss(name, objective, bounds, stats)
