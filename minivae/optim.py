@@ -29,9 +29,13 @@ class Optimizer:
 
     def step(self) -> None:
         self.steps += 1
+        self.begin_step()
         for k, p in enumerate(self.params):
             if p.grad is not None:
                 self.update(k, p.data, p.grad)
+
+    def begin_step(self) -> None:
+        """Once per step, before the updates: the place for constants every parameter shares."""
 
     def update(self, k: int, w, g) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -93,15 +97,16 @@ class Adam(Optimizer):
         m_hat / (sqrt(v_hat) + eps) = c M / (sqrt(V) + eps / r),
         r = sqrt((1 - b2) / (1 - b2^t)),  c = (1 - b1) / ((1 - b1^t) r),
     with every constant folded into two numbers: 10 passes over memory per step instead
-    of 13 (the update is memory-bound; benchmarks/BENCHMARKS.md, "Adam").
+    of 13 (the update is memory-bound; benchmarks/BENCHMARKS.md, "Measurements behind
+    single decisions").
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  chunk: int | None = None):
         super().__init__(params, lr)
         # elements per block on the CPU (None: whole arrays). Blocks that stay in cache
-        # can help where the last-level cache is small; on a 32 MB L3 the whole update
-        # fits and 65536-element blocks cost 17 % (benchmarks/BENCHMARKS.md, "Adam")
+        # can help where the last-level cache is small; on a 32 MB L3 the whole float32
+        # update fits and 65536-element blocks are 18 % slower (benchmarks/BENCHMARKS.md)
         self.chunk = chunk if B.device == "cpu" else None
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
@@ -111,12 +116,16 @@ class Adam(Optimizer):
         self.g2_sum = [B.xp.zeros_like(p.data) for p in self.params]  # V = v / (1 - b2)
         self.scratch = [B.xp.empty_like(p.data) for p in self.params]
 
+    def begin_step(self):
+        """This step's two numbers: lr c and eps / r (the docstring's r and c, at t = steps)."""
+        r = math.sqrt((1.0 - self.b2) / (1.0 - self.b2**self.steps))
+        self._step_size = self.lr * (1.0 - self.b1) / ((1.0 - self.b1**self.steps) * r)
+        self._eps = self.eps / r
+
     def update(self, k, w, g):
         # tmp: reused, so a step allocates nothing
         g_sum, g2_sum, tmp = self.g_sum[k], self.g2_sum[k], self.scratch[k]
-        r = math.sqrt((1.0 - self.b2) / (1.0 - self.b2**self.steps))
-        step = self.lr * (1.0 - self.b1) / ((1.0 - self.b1**self.steps) * r)  # lr c
-        eps = self.eps / r
+        step, eps = self._step_size, self._eps
         if self.chunk and w.size > self.chunk and all(a.flags.c_contiguous for a in (w, g)):
             # fast path (CPU): the same elementwise update, a cache-sized block at a time,
             # so each array is read from memory once instead of once per operation
