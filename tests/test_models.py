@@ -6,6 +6,7 @@ so gradient checks of whole losses take milliseconds.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
@@ -309,6 +310,78 @@ def test_m2_sampled_y_estimates_the_exact_unlabelled_bound():
     se = draws.std(axis=0) / math.sqrt(len(draws))
     assert np.all(se > 0)  # the label really is sampled
     assert np.all(np.abs(draws.mean(axis=0) - exact) < 4 * se + 1e-12)
+
+
+def confident(model, margin: float):
+    """Make q(y|x) = softmax(0, -margin, -margin, ...) for every x: class 0 all but certain."""
+    last = model.classifier.layers[-1]
+    last.weight.data[...] = 0.0
+    last.bias.data[...] = -margin
+    last.bias.data[0] = 0.0
+
+
+def test_m2_class_weights_zero_only_what_the_sum_cannot_hold():
+    from minivae.models.m2 import class_weights
+
+    floor = np.finfo(np.float64).eps ** 2  # 4.9e-32
+    q = Tensor(np.array([[1.0, 0.3, 1e-20], [2 * floor, 0.5 * floor, 0.0]]), requires_grad=True)
+    w = class_weights(q)
+    np.testing.assert_array_equal(w.numpy(), [[1.0, 0.3, 1e-20], [2 * floor, 0.0, 0.0]])
+    w.sum().backward()
+    np.testing.assert_array_equal(q.grad, [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+
+
+def test_m2_negligible_classes_leave_the_bound_and_give_the_decoder_no_gradient():
+    """With q(y|x) = e^-100 for classes 1 and 2, U(x) is L(x, 0) + H and only class 0's rows
+    of the decoder pass reach its weights; the value is the plain sum over all classes."""
+    model = tiny("m2")
+    confident(model, 100.0)
+    x, _ = data(4)
+    eps = np.random.default_rng(3).standard_normal((4, 2))
+    recon_c, kl_c = model._all_classes(x, eps)  # (C, B), every class
+    log_q = np.array([0.0, -100.0, -100.0]) - np.log1p(2 * np.exp(-100.0))
+    q = np.exp(log_q)[:, None]  # (C, 1), the same for every x
+    plain = (q * (recon_c.numpy() - kl_c.numpy())).sum(axis=0) - (q * log_q[:, None]).sum(axis=0)
+    plain += model.log_prior_y
+    unlabelled = model.elbo(x, eps=eps)["elbo"]
+    np.testing.assert_allclose(unlabelled.numpy(), plain, rtol=1e-13)
+    unlabelled.sum().backward()
+    u_grads = {n: p.grad.copy() for n, p in model.named_parameters() if n.startswith("decoder")}
+    model.zero_grad()
+    model.elbo(x, np.zeros(4, dtype=np.int64), eps=eps)["elbo"].sum().backward()  # L(x, 0)
+    for name, grad in u_grads.items():
+        np.testing.assert_allclose(grad, dict(model.named_parameters())[name].grad, rtol=1e-12,
+                                   atol=1e-300, err_msg=name)
+
+
+def test_m2_confident_classifier_puts_no_subnormal_numbers_into_the_backward(monkeypatch):
+    """float32, q(y|x) = e^-85 for the wrong classes (a normal number): without the zeroed
+    weights their decoder rows' gradients underflow to subnormals, which slow every product."""
+    from minivae.models import m2 as m2_module
+
+    matmul_ops = importlib.import_module("minivae.ops.matmul")  # the module, not ops.matmul()
+
+    def subnormals_seen_by_linear_backward() -> int:
+        seen = []
+        plain_backward = matmul_ops.Linear.backward
+
+        def spy(self, grad_out):
+            tiny32 = np.finfo(np.float32).tiny
+            seen.append(int(np.count_nonzero((grad_out != 0) & (np.abs(grad_out) < tiny32))))
+            return plain_backward(self, grad_out)
+
+        with monkeypatch.context() as patch, minivae.set_default_dtype("float32"):
+            patch.setattr(matmul_ops.Linear, "backward", spy)
+            B.manual_seed(1)
+            model = tiny("m2", hidden=[16], latent=3)
+            confident(model, 85.0)
+            loss, _ = model.loss(data(32)[0])
+            loss.backward()
+        return sum(seen)
+
+    assert subnormals_seen_by_linear_backward() == 0
+    monkeypatch.setattr(m2_module, "class_weights", lambda q: q)  # the plain weights
+    assert subnormals_seen_by_linear_backward() > 0  # so the check above can fail
 
 
 def test_m2_classify_and_classification_error():

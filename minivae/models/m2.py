@@ -47,11 +47,27 @@ from minivae.models.autoencoder import (
 from minivae.models.cvae import ConditionalVAE
 from minivae.models.vae import VAE
 from minivae.nn import MLP
+from minivae.tensor import Tensor
 
 # The paper's alpha = 0.1 * N / N_labelled for MNIST's 50,000 training images with 100 labels:
 # the default when neither alpha nor the dataset sizes are given (it is reported in every
 # loss() dict as "alpha", so a run always shows which weight it used).
 PAPER_MNIST_ALPHA = 0.1 * 50_000 / 100
+
+
+def class_weights(q: Tensor) -> Tensor:
+    """q(y|x) as the weights of the sum over y, with entries below eps^2 of the dtype set to 0.
+
+    Such a class adds less than eps^2 |L(x, y)| to U(x), nothing a float sum can hold. But the
+    gradient its decoder rows receive is q(y|x) times a likelihood gradient, and once a trained
+    classifier is confident, those products underflow into subnormal numbers, on which the
+    matrix products of the backward pass run several times slower: an M2 trained 5 epochs
+    took 0.245 s per step (batch 128 + 100 labelled, one core) against 0.097 s at its start,
+    and 0.094 s with the mask; its epochs had grown from 35 to 140 s. Multiplying by a 0/1
+    mask zeroes those rows exactly.
+    """
+    floor = B.np.finfo(q.dtype).eps ** 2
+    return q * Tensor((q.data >= floor).astype(q.dtype))
 
 
 class SemiSupervisedVAE(ConditionalVAE):
@@ -225,7 +241,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         kl_y = -entropy - self.log_prior_y  # KL(q(y|x) || p(y)) = sum q log q + log C, (B,)
         if self.sum_over_y:
             recon_c, kl_c = self._all_classes(x, eps)  # (C, B)
-            q_t = q.T  # (C, B)
+            q_t = class_weights(q.T)  # (C, B): q(y|x), 0 where it is negligibly small
             recon = (q_t * recon_c).sum(axis=0)  # sum_y q(y|x) E[log p(x|y,z)], (B,)
             kl_z = (q_t * kl_c).sum(axis=0)  # sum_y q(y|x) KL(q(z|x,y) || p(z)), (B,)
         else:  # one y ~ q(y|x) per example (Gumbel-max), no gradient through the choice
