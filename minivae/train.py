@@ -198,8 +198,13 @@ def evaluate(model, x, y=None, batch_size: int = 1000) -> dict:
 # ----------------------------------------------------------------------------- the loop
 
 
-def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> list:
-    """Train ``config.model`` for ``config.epochs`` epochs; returns the metrics history."""
+def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoch=None) -> list:
+    """Train ``config.model`` for ``config.epochs`` epochs; returns the metrics history.
+
+    on_epoch(model, epoch) -> dict or None is called after each epoch (1-based), with the
+    model in eval mode, before its metrics row is written; the numbers it returns join
+    that row (a benchmark's test error after every epoch, say).
+    """
     config.validate()
     out_dir = check_writable(out_dir)
     ckpt_path = os.path.join(out_dir, "checkpoint.npz")
@@ -292,6 +297,10 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print) -> list
             val = evaluate(model, splits.x_val, splits.y_val if kind in ("m2", "cvae") else None)
             model.train()
             row.update({f"val_{k}": v for k, v in val.items()})
+        if on_epoch is not None:
+            model.eval()
+            row.update(on_epoch(model, epoch + 1) or {})
+            model.train()
         row.update({"lr": optimizer.lr, "kl_weight": kl_weight(config, epoch + 1, 0, 1),
                     "seconds": time.perf_counter() - t0})  # fmt: skip
         history.append(row)

@@ -53,6 +53,20 @@ def test_training_writes_metrics_checkpoint_and_config(tmp_path):
     assert int(optim["steps"]) == 2 * (1000 // 50)
 
 
+def test_on_epoch_sees_the_model_in_eval_mode_and_adds_to_the_metrics(tmp_path):
+    calls = []
+
+    def on_epoch(model, epoch):
+        calls.append((epoch, model.training))
+        return {"probe": 10.0 * epoch}
+
+    history = train(small_config(), tmp_path, log=quiet, on_epoch=on_epoch)
+    assert calls == [(1, False), (2, False)]
+    assert [row["probe"] for row in history] == [10.0, 20.0]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["probe"] for row in rows] == [10.0, 20.0]
+
+
 def test_resume_is_bit_identical(tmp_path):
     """N epochs straight == k epochs, stop, resume for N - k: same weights to the bit."""
     straight, split = tmp_path / "straight", tmp_path / "split"
