@@ -218,3 +218,40 @@ def test_optimizer_state_dict_is_a_copy_and_checks_shapes():
 def test_bad_settings_raise(make, message):
     with pytest.raises(ValueError, match=message):
         make([param()])
+
+
+# ----------------------------------------------------------------------------- subnormals
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_zeroes_a_first_moment_that_decays_below_the_normal_range(dtype, monkeypatch):
+    """After one gradient and then zeros, M = b1^t g decays by 0.9 a step and would sit among
+    the subnormal numbers (slow arithmetic) for about 150 steps; Adam sets it to 0 instead,
+    and the weights come out bit for bit as those of the same steps without the flush."""
+    tiny = np.finfo(dtype).tiny
+    steps = int(np.ceil(np.log(tiny / 1e-3) / np.log(0.9))) + 5  # M(1e-3) is below tiny by then
+
+    def train():
+        w = Tensor(np.array([0.5, 1.0, -1.0], dtype=dtype), requires_grad=True)
+        opt = optim.Adam([w], lr=1e-3)
+        w.grad = np.array([1e-3, 0.0, 2.0], dtype=dtype)
+        opt.step()
+        for _ in range(steps):
+            w.grad = np.zeros(3, dtype=dtype)
+            opt.step()
+        return w.numpy(), opt.g_sum[0].copy()
+
+    w, m = train()
+    with monkeypatch.context() as patch:
+        patch.setattr(optim, "flush_subnormal", lambda a, tmp, mask: None)
+        plain_w, plain_m = train()
+    assert 0.0 < plain_m[0] < tiny and m[0] == 0.0  # subnormal without the flush, 0 with it
+    assert m[2] == plain_m[2] >= tiny  # a moment that is still normal is kept as it is
+    assert not np.any((m != 0) & (np.abs(m) < tiny))
+    np.testing.assert_array_equal(w, plain_w)
+
+
+def test_flush_subnormal_keeps_normal_numbers_and_zeros_only_subnormal_ones():
+    a = np.array([1.0, -1e-30, 1e-39, -1e-40, 0.0, 2e-38], dtype=np.float32)  # tiny = 1.18e-38
+    optim.flush_subnormal(a, np.empty_like(a), np.empty(a.shape, dtype=bool))
+    np.testing.assert_array_equal(a, np.array([1.0, -1e-30, 0.0, 0.0, 0.0, 2e-38], np.float32))
