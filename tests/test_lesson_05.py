@@ -7,6 +7,7 @@ each test then checks one claim against summary.json.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -57,7 +58,8 @@ def test_every_figure_is_a_png(run):
 
 def test_each_model_keeps_its_checkpoint_and_metrics(run):
     folder, s = run[0], run[1]
-    for name, epochs in (("m2_full", s["epochs"]), ("m2_sampled_y", s["ablation_epochs"]),
+    for name, epochs in (("m2_full", s["epochs"]), ("m2_paper", s["epochs"]),
+                         ("m2_sampled_y", s["ablation_epochs"]),
                          ("m2_alpha0", s["ablation_epochs"])):  # fmt: skip
         assert (folder / name / "checkpoint.npz").is_file()
         assert (folder / name / "metrics.jsonl").read_text().count("\n") == epochs, name
@@ -98,11 +100,12 @@ def test_labels_are_class_balanced(run):
 def test_errors_are_shares_of_the_test_set(run):
     _, s, _, lesson = run
     assert s["n_test"] == lesson.N_TEST[1]
-    for key in ("test_error", "test_error_sampled_y", "test_error_alpha0", "test_error_labels_only"):
+    for key in ("test_error", "test_error_paper", "test_error_sampled_y", "test_error_alpha0",
+                "test_error_labels_only"):  # fmt: skip
         assert 0.0 <= s[key] <= 1.0 and is_multiple(s[key], s["n_test"]), key
     for key in ("sample_agreement_full", "sample_agreement_sampled_y", "sample_agreement_alpha0"):
         assert 0.0 <= s[key] <= 1.0 and is_multiple(s[key], lesson.N_AGREEMENT[1]), key
-    assert len(s["val_error_per_epoch"]) == s["epochs"]
+    assert len(s["val_error_per_epoch"]) == len(s["val_error_per_epoch_paper"]) == s["epochs"]
     assert s["val_error_full_at_ablation_epochs"] == s["val_error_per_epoch"][
         min(s["ablation_epochs"], s["epochs"]) - 1]
 
@@ -120,6 +123,14 @@ def test_labels_help_and_alpha_zero_hurts(summary):
 def test_label_effect_is_a_ratio_of_mean_squared_distances(summary):
     # 0 only if the decoder ignored y entirely; an untrained-ish decoder still reacts a little
     assert 0 < summary["label_effect_full"] < 10
+    assert 0 < summary["label_effect_paper"] < 10
+
+
+def test_the_lesson_s_m2_weighs_the_kl_of_z_and_the_comparison_does_not(run):
+    _, s, _, lesson = run
+    assert s["beta_z"] == lesson.BETA_Z > 1
+    config = json.loads((run[0] / "m2_paper" / "config.json").read_text())
+    assert config["model"]["beta"] == 1.0 and config["lr_schedule"] == lesson.LR_SCHEDULE
 
 
 def test_test_bounds_are_finite_log_likelihood_bounds(summary):
