@@ -405,7 +405,7 @@ def _load_builtin(split: str) -> Dataset:
     )
 
 
-SHAPES_SPLITS = {"train": (10000, 0), "test": (2000, 1)}  # split -> (examples, seed)
+SHAPES_SPLITS = {"train": (50000, 0), "test": (2000, 1)}  # split -> (examples, seed)
 
 
 def load_dataset(name: str, split: str = "train") -> Dataset:
