@@ -338,7 +338,7 @@ def test_m2_negligible_classes_leave_the_bound_and_give_the_decoder_no_gradient(
     confident(model, 100.0)
     x, _ = data(4)
     eps = np.random.default_rng(3).standard_normal((4, 2))
-    recon_c, kl_c = model._all_classes(x, eps)  # (C, B), every class
+    recon_c, kl_c = model._all_classes_tiled(x, eps)  # (C, B), every class
     log_q = np.array([0.0, -100.0, -100.0]) - np.log1p(2 * np.exp(-100.0))
     q = np.exp(log_q)[:, None]  # (C, 1), the same for every x
     plain = (q * (recon_c.numpy() - kl_c.numpy())).sum(axis=0) - (q * log_q[:, None]).sum(axis=0)

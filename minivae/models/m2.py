@@ -167,17 +167,20 @@ class SemiSupervisedVAE(ConditionalVAE):
         kl = terms["kl"] - self.log_prior_y  # + KL(point mass at y || p(y)) = log C
         return {"recon": terms["recon"], "kl_z": terms["kl"], "kl": kl, "elbo": terms["recon"] - kl}
 
-    # Plain first, fast second (DESIGN.md): True computes U(x)'s C class rows with the
-    # encoder's first layer applied to x once (``_all_classes_shared``); False tiles x
-    # C times (``_all_classes_tiled``, the reference that tests/test_m2_fast_path.py
-    # holds the shared version to). Set it on a model, or on the class for every model.
-    share_first_layer = True
+    # Plain first, fast second (DESIGN.md): with fast_sum_over_y, U(x)'s expectations over
+    # y evaluate only the (class, example) pairs of nonzero weight and apply the encoder's
+    # first layer to x once (``_expected_over_kept_classes``); without it, x is tiled C
+    # times and every pair is evaluated (``_all_classes_tiled``, the reference that
+    # tests/test_m2_fast_path.py holds the fast version to). Set it on a model, or on the
+    # class for every model.
+    fast_sum_over_y = True
 
-    def _all_classes(self, x, eps):
-        """L(x, y) for every class at once; returns recon and kl_z as (C, B) Tensors."""
-        if self.share_first_layer:
-            return self._all_classes_shared(x, eps)
-        return self._all_classes_tiled(x, eps)
+    def _expected_over_classes(self, x, weights, eps):
+        """(sum_y w_yb recon_yb, sum_y w_yb KL_yb), each (B,), for class weights w (C, B)."""
+        if self.fast_sum_over_y:
+            return self._expected_over_kept_classes(x, weights, eps)
+        recon_c, kl_c = self._all_classes_tiled(x, eps)  # (C, B)
+        return (weights * recon_c).sum(axis=0), (weights * kl_c).sum(axis=0)
 
     def _all_classes_tiled(self, x, eps):
         """The plain version: x tiled C times (C * B rows, class-major), then the CVAE's bound."""
@@ -190,47 +193,52 @@ class SemiSupervisedVAE(ConditionalVAE):
         terms = VAE.elbo(self, x_rep, y_rep, eps)  # each (C * B,)
         return terms["recon"].reshape(c, n), terms["kl"].reshape(c, n)  # (C, B)
 
-    def _all_classes_shared(self, x, eps):
-        """The same numbers as ``_all_classes_tiled``, without running the encoder's first
-        layer on C copies of x. That layer is linear in its input [x, onehot(y)]:
+    def _expected_over_kept_classes(self, x, weights, eps):
+        """The numbers of the plain version, from the pairs (y, b) whose weight is not 0.
 
-            [x, onehot(y)] @ W + b = x @ W[:x_dim] + W[x_dim:][y] + b
-
-        so x @ W_x is computed once, (B, H), and broadcast against the C rows of W_y:
-        pre[y, b] = (x @ W_x)[b] + W_y[y] + b, (C, B, H). The gradient of W_x then sums the
-        C class rows before its product with x (the backward of the broadcasting add),
-        so both directions cost one (B, x_dim) x (x_dim, H) product instead of C.
-        The decoder cannot share work (its input z differs per class), but its
-        likelihood reads x once, broadcast over the class axis, instead of a tiled copy.
+        A confident classifier leaves about 2 of the 10 classes per example with a weight
+        (q(y|x) >= eps^2, ``class_weights``); the others add exactly 0 to U(x) and to every
+        gradient, so their C * B rows need not be computed. The P kept pairs are gathered
+        and summed back by products with constant one-hot matrices (a row gather is a
+        product with a one-hot matrix, and its backward is the product with the transpose):
+            pick_b (P, B): row p has a 1 at the example b_p;   pick_y (P, C): at the class y_p.
+        The encoder's first layer is linear in its input [x, onehot(y)]:
+            [x, onehot(y)] @ W + bias = x @ W[:x_dim] + W[x_dim:][y] + bias,
+        so x @ W_x is computed once, (B, H), and each pair's row is
+            pick_b @ (x @ W_x) + pick_y @ W_y + bias      (P, H).
+        The decoder runs on the P pairs' z; the likelihood reads x's rows, pick_b x.
         """
         x = as_input(self, x, self.x_dim)  # (B, x_dim)
-        n, c = x.shape[0], self.n_classes
+        dtype = x.dtype
+        classes, examples = B.xp.nonzero(weights.data)  # (P,) each, class-major like tiling
+        pick_b = Tensor(B.xp.eye(x.shape[0], dtype=dtype)[examples])  # (P, B)
+        pick_y = Tensor(B.xp.eye(self.n_classes, dtype=dtype)[classes])  # (P, C)
         first = self.encoder.layers[0]  # Linear(x_dim + C, H)
-        width = first.n_out
         w_x = first.weight[: self.x_dim]  # (x_dim, H): the rows that multiply x
         w_y = first.weight[self.x_dim :]  # (C, H): row y is what onehot(y) adds
-        shared = ops.matmul(x, w_x).reshape(1, n, width)  # (1, B, H), once for every class
-        pre = shared + w_y.reshape(c, 1, width) + first.bias  # (C, B, H) by broadcasting
-        h = pre.reshape(c * n, width)  # (C * B, H), row y * B + b (class-major, as tiled)
+        h = pick_b @ ops.matmul(x, w_x) + pick_y @ w_y + first.bias  # (P, H)
         for layer in self.encoder.layers[1:]:  # the activation, then the remaining layers
-            h = layer(h)  # (C * B, 2 latent) at the end
-        q = DiagonalGaussian(h[:, : self.latent], h[:, self.latent :])  # (C * B, latent) each
-        if eps is not None:  # the same noise for every class, laid out as the tiled version
-            eps = B.xp.concatenate([eps.data if hasattr(eps, "_ctx") else eps] * c, axis=-2)
-        z = q.sample(self.n_samples if eps is None else None, eps)  # (S, C * B, latent)
-        y_rep = B.xp.repeat(B.xp.arange(c), n)  # (C * B,)
-        out = self.decode_logits(z, y_rep)  # (S, C * B, x_dim)
-        out = out.reshape(*out.shape[:-2], c, n, self.x_dim)  # (S, C, B, x_dim)
-        if self.likelihood == "bernoulli":  # x (B, x_dim) broadcasts over S and C
-            log_px = bernoulli_log_likelihood(out, x)  # (S, C, B)
+            h = layer(h)  # (P, 2 latent) at the end
+        q = DiagonalGaussian(h[:, : self.latent], h[:, self.latent :])  # (P, latent) each
+        if eps is not None:  # the same noise for every class: each pair takes its example's
+            eps = (eps.data if hasattr(eps, "_ctx") else eps)[..., examples, :]
+        z = q.sample(self.n_samples if eps is None else None, eps)  # (S, P, latent)
+        out = self.decode_logits(z, classes)  # (S, P, x_dim)
+        x_rows = Tensor(x.data[examples])  # (P, x_dim), data: no gradient
+        if self.likelihood == "bernoulli":
+            log_px = bernoulli_log_likelihood(out, x_rows)  # (S, P)
         else:
-            log_px = gaussian_log_likelihood(x, out, self.decoder_log_var)  # (S, C, B)
-        recon = mean_over_samples(log_px, batch_ndim=2)  # (C, B)
+            log_px = gaussian_log_likelihood(x_rows, out, self.decoder_log_var)  # (S, P)
+        recon = mean_over_samples(log_px)  # (P,)
         if self.kl == "analytic":
-            kl = q.kl_to_standard()  # (C * B,)
+            kl = q.kl_to_standard()  # (P,)
         else:
-            kl = mean_over_samples(q.log_prob(z) - standard_normal_log_prob(z))  # (C * B,)
-        return recon, kl.reshape(c, n)  # (C, B) each
+            kl = mean_over_samples(q.log_prob(z) - standard_normal_log_prob(z))  # (P,)
+        w = weights[classes, examples]  # (P,): the weights of the kept pairs
+        sum_per_example = pick_b.T  # (B, P): sums each example's pairs
+        recon = (sum_per_example @ (w * recon).reshape(-1, 1)).reshape(-1)  # (B,)
+        kl = (sum_per_example @ (w * kl).reshape(-1, 1)).reshape(-1)  # (B,)
+        return recon, kl
 
     def _unlabelled(self, x, eps=None, kl_scale: float = 1.0) -> dict:
         """U(x) (the true bound, in "terms") and the objective with the z-KL scaled by kl_scale."""
@@ -240,10 +248,9 @@ class SemiSupervisedVAE(ConditionalVAE):
         entropy = -(q * log_q).sum(axis=1)  # H(q(y|x)), (B,)
         kl_y = -entropy - self.log_prior_y  # KL(q(y|x) || p(y)) = sum q log q + log C, (B,)
         if self.sum_over_y:
-            recon_c, kl_c = self._all_classes(x, eps)  # (C, B)
             q_t = class_weights(q.T)  # (C, B): q(y|x), 0 where it is negligibly small
-            recon = (q_t * recon_c).sum(axis=0)  # sum_y q(y|x) E[log p(x|y,z)], (B,)
-            kl_z = (q_t * kl_c).sum(axis=0)  # sum_y q(y|x) KL(q(z|x,y) || p(z)), (B,)
+            # sum_y q(y|x) E[log p(x|y,z)] and sum_y q(y|x) KL(q(z|x,y) || p(z)), (B,) each
+            recon, kl_z = self._expected_over_classes(x, q_t, eps)
         else:  # one y ~ q(y|x) per example (Gumbel-max), no gradient through the choice
             gumbel = -B.xp.log(-B.xp.log(B.rng().random(size=logits.shape, dtype=logits.dtype)))
             y_hat = B.xp.argmax(logits.data + gumbel, axis=1)  # (B,)
