@@ -56,7 +56,7 @@ def test_summary_is_what_main_returns_and_quick(run):
     assert summary["epochs"] == lesson.EPOCHS[1]
     assert summary["nll_k"] == lesson.NLL_K[1]
     assert summary["n_test"] == lesson.N_TEST[1]
-    assert lesson.pick(lesson.EPOCHS, False) == 5 and lesson.NLL_K[0] == 500
+    assert lesson.pick(lesson.EPOCHS, False) == 10 and lesson.NLL_K[0] == 500
 
 
 def test_every_figure_is_a_png(run):
