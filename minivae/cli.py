@@ -50,7 +50,7 @@ def _add_device(p):
 
 def build_parser() -> argparse.ArgumentParser:
     from minivae.data import DATASETS
-    from minivae.models import MODELS
+    from minivae.train import TRAINABLE
 
     parser = argparse.ArgumentParser(
         prog="minivae",
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and write runs/<name>/",
                        description="Train an autoencoder, VAE, conditional VAE or M2.")  # fmt: skip
-    t.add_argument("model", choices=sorted(MODELS), help="ae, vae, cvae or m2 (semi-supervised)")
+    t.add_argument("model", choices=TRAINABLE, help="ae, vae, cvae or m2 (semi-supervised)")
     t.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default mnist)")
     t.add_argument("--latent", type=_positive_int, default=20, help="latent size (default 20)")
     t.add_argument("--hidden", type=_sizes, default=[400],

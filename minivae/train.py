@@ -29,6 +29,8 @@ from minivae.optim import OPTIMIZERS, clip_grad_norm
 from minivae.tensor import no_grad
 
 SCHEDULES = ("constant", "exponential", "cosine")
+# the models this loop can train from a dataset's images and class labels
+TRAINABLE = ("ae", "vae", "cvae", "m2")
 BINARIZATIONS = ("dynamic", "fixed", "none")
 
 
@@ -62,7 +64,14 @@ class TrainConfig:
     def validate(self) -> None:
         kind = self.model.get("kind")
         if kind not in MODELS:
-            raise ValueError(f"unknown model {kind!r}: choose one of {', '.join(MODELS)}")
+            raise ValueError(f"unknown model {kind!r}: choose one of {', '.join(TRAINABLE)}")
+        if kind not in TRAINABLE:
+            raise ValueError(
+                f"the training loop cannot train {kind!r}: it needs a real-valued label for "
+                "some images, which no dataset here provides; train it from Python with its "
+                "own loss(x_unlabelled, x_labelled, y_labelled), as "
+                "lessons/06_semi_supervised_regression.py does"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"

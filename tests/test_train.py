@@ -145,6 +145,15 @@ def test_unknown_model_lists_valid_ones(tmp_path):
         train(small_config(model={"kind": "gan"}), tmp_path, log=quiet)
 
 
+def test_a_model_without_class_labels_is_refused_with_the_way_to_train_it(tmp_path):
+    config = small_config(model={"kind": "ssvae-continuous", "x_dim": 784, "hidden": [8],
+                                 "latent": 2})  # fmt: skip
+    with pytest.raises(ValueError, match="cannot train 'ssvae-continuous'.*real-valued label.*"
+                                         "lessons/06_semi_supervised_regression.py"):
+        train(config, tmp_path, log=quiet)
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
 def test_unwritable_output_is_reported_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
