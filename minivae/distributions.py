@@ -178,3 +178,21 @@ def standard_normal_log_prob(z) -> Tensor:
     """log N(z | 0, I), summed over the last axis: the prior p(z) of every model here."""
     z = as_tensor(z)
     return -0.5 * (z * z).sum(axis=-1) - 0.5 * z.shape[-1] * B.LOG_2PI
+
+
+def total_correlation(z, q: DiagonalGaussian) -> Tensor:
+    """TC = log q(z) - sum_d log q(z_d) at each z_i, for the batch's aggregate posterior: (B,).
+
+    The aggregate posterior q(z) = E_x q(z|x) and its marginals q(z_d) are estimated on the
+    batch itself (Chen et al. 2018, the minibatch estimator with the batch as the data):
+        q(z_i) ~ 1/B sum_j q(z_i | x_j),     q(z_id) ~ 1/B sum_j q(z_id | x_j).
+    Its mean over the batch estimates the total correlation KL(q(z) || prod_d q(z_d)), the
+    term beta-TCVAE weights; it is 0 where the aggregate factorizes. z (B, D): one sample
+    per example from q, whose mu and log_var are (B, D).
+    """
+    b, d = z.shape
+    pairs = ops.gaussian_log_prob(z.reshape(b, 1, d), q.mu.reshape(1, b, d),
+                                  q.log_var.reshape(1, b, d))  # (B, B, D): log q(z_id | x_j)
+    log_joint = ops.logsumexp(pairs.sum(axis=2), axis=1) - math.log(b)  # log q(z_i), (B,)
+    log_marginals = (ops.logsumexp(pairs, axis=1) - math.log(b)).sum(axis=1)  # (B,)
+    return log_joint - log_marginals

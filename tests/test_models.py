@@ -256,6 +256,44 @@ def test_ae_loss_gradients():
     assert_loss_gradients(model, lambda: model.loss(x)[0])
 
 
+# ----------------------------------------------------------------------------- beta-TCVAE
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae"])
+def test_tc_beta_adds_the_weighted_total_correlation_to_the_loss(kind):
+    from minivae.distributions import DiagonalGaussian, total_correlation
+
+    model = tiny(kind, tc_beta=6.0, beta=1.5)
+    x, y = data(7)
+    eps = np.random.default_rng(8).standard_normal((7, 2))
+    loss, stats = model.loss(x, y, kl_weight=0.5, eps=eps)
+    terms = model.elbo(x, y, eps=eps)
+    mu, log_var = model.encode(x, y)
+    q = DiagonalGaussian(mu, log_var)
+    tc = total_correlation(q.sample(eps=eps), q).numpy()
+    by_hand = -(terms["recon"].numpy() - 1.5 * 0.5 * terms["kl"].numpy() - 5.0 * tc).mean()
+    assert loss.item() == pytest.approx(by_hand, rel=1e-12)
+    assert stats["tc"] == pytest.approx(tc.mean(), rel=1e-12)
+    assert_loss_gradients(model, lambda: model.loss(x, y)[0])
+    # tc_beta = 1 is the plain loss, with no "tc" in the stats
+    plain = tiny(kind, beta=1.5)
+    plain.load_state_dict(model.state_dict())
+    loss1, stats1 = plain.loss(x, y, kl_weight=0.5, eps=eps)
+    assert "tc" not in stats1
+    assert loss1.item() == pytest.approx(-(terms["recon"].numpy()
+                                           - 0.75 * terms["kl"].numpy()).mean(), rel=1e-12)
+
+
+def test_tc_beta_is_kept_in_the_config_and_refused_with_iwae():
+    model = tiny("vae", tc_beta=4.0)
+    assert model.config["tc_beta"] == 4.0 and build_model(model.config).tc_beta == 4.0
+    assert "tc_beta" not in tiny("m2").config  # M2 trains on its own bound
+    with pytest.raises(ValueError, match="tc_beta=4.0 needs objective='elbo'"):
+        tiny("vae", tc_beta=4.0, objective="iwae")
+    with pytest.raises(ValueError, match="tc_beta must be a number >= 0"):
+        tiny("vae", tc_beta=-1.0)
+
+
 # ----------------------------------------------------------------------------- M2
 
 

@@ -33,10 +33,11 @@ class ConditionalVAE(VAE):
     def __init__(self, x_dim: int = 784, hidden=(400,), latent: int = 20, activation: str = "relu",
                  likelihood: str = "bernoulli", sigma: float | None = None,
                  learned_sigma: bool = False, beta: float = 1.0, n_samples: int = 1,
-                 kl: str = "analytic", objective: str = "elbo", k: int = 5, n_classes: int = 10):
+                 kl: str = "analytic", objective: str = "elbo", k: int = 5, n_classes: int = 10,
+                 tc_beta: float = 1.0):
         self.n_classes = check_positive_int(type(self).__name__, "n_classes", n_classes)
         super().__init__(x_dim, hidden, latent, activation, likelihood, sigma, learned_sigma,
-                         beta, n_samples, kl, objective, k)
+                         beta, n_samples, kl, objective, k, tc_beta)
 
     def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
         super()._build(activation, x_extra + self.n_classes, z_extra + self.n_classes)

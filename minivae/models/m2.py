@@ -111,7 +111,7 @@ class SemiSupervisedVAE(ConditionalVAE):
     @property
     def config(self) -> dict:
         config = super().config
-        for unused in ("objective", "k"):  # M2 trains on its own bound only
+        for unused in ("objective", "k", "tc_beta"):  # M2 trains on its own bound only
             config.pop(unused)
         config.update({
             "kind": self.kind, "classifier_hidden": list(self.classifier_hidden),

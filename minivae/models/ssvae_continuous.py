@@ -88,7 +88,7 @@ class ContinuousSemiSupervisedVAE(VAE):
     @property
     def config(self) -> dict:
         config = super().config
-        for unused in ("objective", "k"):  # trains on its own bound only
+        for unused in ("objective", "k", "tc_beta"):  # trains on its own bound only
             config.pop(unused)
         config.update({
             "kind": self.kind, "label_dim": self.label_dim,

@@ -25,6 +25,7 @@ from minivae.distributions import (
     gaussian_log_likelihood,
     log_mean_exp,
     standard_normal_log_prob,
+    total_correlation,
 )
 from minivae.models.autoencoder import (
     as_input,
@@ -62,6 +63,11 @@ class VAE(Module):
     kl: "analytic" (closed form, seed 001 Problem 1.7) or "mc" (log q(z|x) - log p(z) at
         the same samples: noisier, but exactly log p(x) per sample when q is the posterior).
     objective: "elbo", or "iwae" (Burda et al. 2015: loss = -log mean_k w_k with k samples).
+    tc_beta: the beta of beta-TCVAE (Chen et al. 2018). The KL term of the ELBO splits into
+        the index-code mutual information, the total correlation TC of the aggregate
+        posterior q(z) = E_x q(z|x), and the KLs of its marginals; the loss adds
+        (tc_beta - 1) TC, so that only the TC is weighted tc_beta (1: no extra term). TC is
+        estimated on the batch (``minivae.distributions.total_correlation``).
     """
 
     kind = "vae"
@@ -70,7 +76,7 @@ class VAE(Module):
     def __init__(self, x_dim: int = 784, hidden=(400,), latent: int = 20, activation: str = "relu",
                  likelihood: str = "bernoulli", sigma: float | None = None,
                  learned_sigma: bool = False, beta: float = 1.0, n_samples: int = 1,
-                 kl: str = "analytic", objective: str = "elbo", k: int = 5):
+                 kl: str = "analytic", objective: str = "elbo", k: int = 5, tc_beta: float = 1.0):
         name = type(self).__name__
         self.x_dim = check_positive_int(name, "x_dim", x_dim)
         self.hidden = check_hidden(name, hidden)
@@ -91,6 +97,9 @@ class VAE(Module):
         self.kl = check_choice(name, "kl", kl, ("analytic", "mc"))
         self.objective = check_choice(name, "objective", objective, ("elbo", "iwae"))
         self.k = check_positive_int(name, "k", k)
+        self.tc_beta = check_non_negative(name, "tc_beta", tc_beta)
+        if self.tc_beta != 1.0 and self.objective != "elbo":
+            raise ValueError(f"{name}: tc_beta={tc_beta!r} needs objective='elbo', got {objective!r}")
         self._build(activation)
 
     def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
@@ -113,7 +122,7 @@ class VAE(Module):
                 "likelihood": self.likelihood, "sigma": self.sigma,
                 "learned_sigma": self.learned_sigma, "beta": self.beta,
                 "n_samples": self.n_samples, "kl": self.kl, "objective": self.objective,
-                "k": self.k}  # fmt: skip
+                "k": self.k, "tc_beta": self.tc_beta}  # fmt: skip
 
     # --- hooks the conditional models override: what the networks see besides x and z ---
     def _encoder_input(self, x: Tensor, y) -> Tensor:
@@ -184,6 +193,10 @@ class VAE(Module):
 
         eps fixes the noise: (B, latent), or (n_samples, B, latent).
         """
+        return self._bound(x, y, eps)[0]
+
+    def _bound(self, x, y, eps):
+        """(the elbo dict, q(z|x) of the batch, the samples z (B, latent) or (S, B, latent))."""
         x, y = self._check(x, y)  # (B, x_dim)
         q = self.posterior(x, y)  # (B, latent) each
         z = q.sample(self.n_samples if eps is None else None, eps)  # (S, B, latent)
@@ -192,20 +205,26 @@ class VAE(Module):
             kl = q.kl_to_standard()  # (B,)
         else:
             kl = mean_over_samples(q.log_prob(z) - standard_normal_log_prob(z))  # (B,)
-        return {"recon": recon, "kl": kl, "elbo": recon - kl}
+        return {"recon": recon, "kl": kl, "elbo": recon - kl}, q, z
 
     def loss(self, x, y=None, kl_weight: float = 1.0, eps=None):
         """(scalar to minimise, {"elbo", "recon", "kl", "loss"} in nats per example).
 
         loss = mean over the batch of -(recon - beta * kl_weight * kl); kl_weight is
         the warm-up factor of the training loop. With objective="iwae" the loss is
-        -log mean_k w_k over k samples and the dict adds "iwae".
+        -log mean_k w_k over k samples and the dict adds "iwae". With tc_beta != 1 the
+        loss adds (tc_beta - 1) TC (beta-TCVAE) and the dict adds "tc", its batch estimate.
         """
         kl_weight = check_non_negative(type(self).__name__, "kl_weight", kl_weight)
         if self.objective == "iwae":
             return self._iwae_loss(x, y, eps)
-        terms = self.elbo(x, y, eps)
-        loss = -(terms["recon"] - (self.beta * kl_weight) * terms["kl"]).mean()
+        terms, q, z = self._bound(x, y, eps)
+        objective = terms["recon"] - (self.beta * kl_weight) * terms["kl"]  # (B,)
+        if self.tc_beta != 1.0:
+            tc = total_correlation(z if z.ndim == 2 else z[0], q)  # (B,), at the first sample
+            objective = objective - (self.tc_beta - 1.0) * tc
+            terms = {**terms, "tc": tc}
+        loss = -objective.mean()
         return loss, scalar_stats({**terms, "loss": loss})
 
     def _iwae_loss(self, x, y, eps):
