@@ -18,6 +18,8 @@ unit towards one interpretable factor of variation. This lesson checks the claim
   4. disentanglement scores on shapes per β: the Mutual Information Gap (Chen et al.
      2018) and the β-VAE metric (Higgins et al. 2017), from minivae.disentanglement,
      and the mutual information of every unit with every factor
+  5. β-TCVAE (Chen et al. 2018; seed 003, "Total correlation VAE"): only the total
+     correlation of the aggregate posterior weighted, against the β-VAEs
 
 Seeds are the lecture notes in the shared seeds folder (see DESIGN.md); "seed 003,
 VAE applications [4]" means that section of file 003_*.txt.
@@ -56,6 +58,7 @@ from lessons.common import Lesson, parse_args
 from minivae import backend as B
 from minivae import data as D
 from minivae import disentanglement as dis
+from minivae import distributions as dist
 from minivae import metrics, plots
 from minivae.checkpoint import load_model
 from minivae.train import TrainConfig, evaluate, train
@@ -80,6 +83,11 @@ MNIST_EPOCHS = (2, 1)
 MNIST_LIMIT = (12000, 1000)
 N_EVAL = (2000, 500)  # test images for rate, distortion and active units
 EVAL_BATCH = 1000
+
+# β-TCVAE (Chen et al. 2018; seed 003, "Total correlation VAE"): only the total
+# correlation of the aggregate posterior weighted TC_BETA, the rest of the KL weight 1
+TC_BETA = 6.0
+TC_BATCH = 1000  # test images per batch of the TC estimate (it uses the batch as the data)
 
 # Active units (Burda et al. 2015): Cov_x(E_q[z_u]) > 0.01
 ACTIVE_THRESHOLD = 1e-2
@@ -176,12 +184,12 @@ def part1_data(lesson: Lesson, quick):
 
 
 def train_vae(lesson: Lesson, folder: str, dataset: str, x_dim: int, beta, *, epochs: int,
-              limit: int, binarize: str):  # fmt: skip
-    """Train a β-VAE with minivae.train into the lesson's folder; (model in eval mode, history)."""
+              limit: int, binarize: str, tc_beta: float = 1.0):  # fmt: skip
+    """Train a β-VAE (or β-TCVAE) with minivae.train into the lesson's folder; (model, history)."""
     quick = lesson.args.quick
     model_config = {"kind": "vae", "x_dim": x_dim, "hidden": list(pick(HIDDEN, quick)),
                     "latent": LATENT, "activation": ACTIVATION, "likelihood": "bernoulli",
-                    "beta": float(beta)}  # fmt: skip
+                    "beta": float(beta), "tc_beta": float(tc_beta)}  # fmt: skip
     config = TrainConfig(
         model=model_config, dataset=dataset, epochs=epochs, batch_size=pick(BATCH_SIZE, quick),
         lr=LEARNING_RATE, binarize=binarize, limit_train=limit, seed=lesson.args.seed,
@@ -282,32 +290,38 @@ def part3_traversals(lesson: Lesson, beta, result, x_test, mi_norm, factor_names
 # %%
 
 
+def scores(lesson: Lesson, model, ds, key: str, name: str):
+    """MIG and the β-VAE metric of one model on the shapes ds, reported under key:
+    (MIG, β-VAE metric, I(z_u; v_k) / H(v_k) as (latent, K))."""
+    quick = lesson.args.quick
+    entropies = np.array([dis.entropy(ds.factors[:, k]) for k in range(len(ds.factor_sizes))])
+    # seed 003, VAE applications [4]: human-interpretable features in separate directions
+    mig, mi = dis.mutual_information_gap(encode_mean(model, ds.images), ds.factors,
+                                         n_bins=MIG_BINS)  # fmt: skip  # mi (latent, K)
+    _, gaps = dis.mig_from_mi(mi, entropies)
+
+    def represent(factors):
+        return encode_mean(model, D.render_shapes(factors))  # (N, latent) μ(x)
+
+    bvae, details = dis.beta_vae_metric(represent, ds.factor_sizes, seed=lesson.args.seed,
+                                        n_train=pick(BVAE_TRAIN, quick),
+                                        n_test=pick(BVAE_TEST, quick),
+                                        batch=pick(BVAE_PAIRS, quick))  # fmt: skip
+    lesson.report(f"{key}_mig", mig, f"{name}: MIG")
+    lesson.report(f"{key}_mig_per_factor", [round(float(g), 4) for g in gaps],
+                  f"  ... gap per factor ({', '.join(ds.factor_names)})")  # fmt: skip
+    lesson.report(f"{key}_beta_vae_metric", bvae, "  ... β-VAE metric (test accuracy)")
+    lesson.report(f"{key}_beta_vae_metric_train", details["train_accuracy"],
+                  "  ... its classifier's training accuracy")  # fmt: skip
+    return mig, bvae, mi / entropies
+
+
 def part4_scores(lesson: Lesson, results, quick):
     ds = D.make_shapes(pick(N_MIG, quick), seed=MIG_SEED)
-    entropies = np.array([dis.entropy(ds.factors[:, k]) for k in range(len(ds.factor_sizes))])
     mi_norm, migs, bvaes = {}, [], []
     for beta, r in results.items():
-        model = r["model"]
-        # seed 003, VAE applications [4]: human-interpretable features in separate directions
-        mig, mi = dis.mutual_information_gap(encode_mean(model, ds.images), ds.factors,
-                                             n_bins=MIG_BINS)  # fmt: skip  # mi (latent, K)
-        _, gaps = dis.mig_from_mi(mi, entropies)
-        mi_norm[beta] = mi / entropies  # (latent, K) I(z_u; v_k) / H(v_k)
-
-        def represent(factors, model=model):
-            return encode_mean(model, D.render_shapes(factors))  # (N, latent) μ(x)
-
-        bvae, details = dis.beta_vae_metric(represent, ds.factor_sizes, seed=lesson.args.seed,
-                                            n_train=pick(BVAE_TRAIN, quick),
-                                            n_test=pick(BVAE_TEST, quick),
-                                            batch=pick(BVAE_PAIRS, quick))  # fmt: skip
-        k = f"shapes_{beta_key(beta)}"
-        lesson.report(f"{k}_mig", mig, f"shapes β = {beta:g}: MIG")
-        lesson.report(f"{k}_mig_per_factor", [round(float(g), 4) for g in gaps],
-                      f"  ... gap per factor ({', '.join(ds.factor_names)})")  # fmt: skip
-        lesson.report(f"{k}_beta_vae_metric", bvae, "  ... β-VAE metric (test accuracy)")
-        lesson.report(f"{k}_beta_vae_metric_train", details["train_accuracy"],
-                      "  ... its classifier's training accuracy")  # fmt: skip
+        mig, bvae, mi_norm[beta] = scores(lesson, r["model"], ds, f"shapes_{beta_key(beta)}",
+                                          f"shapes β = {beta:g}")  # fmt: skip
         migs.append(mig)
         bvaes.append(bvae)
     betas = np.array(list(results), dtype=float)
@@ -318,7 +332,7 @@ def part4_scores(lesson: Lesson, results, quick):
                     "Part 4 - disentanglement scores of the shapes VAEs against β",
                     "β (log scale)", "score (1 = perfectly disentangled)",
                     logx=True)  # fmt: skip
-    return mi_norm, ds.factor_names
+    return mi_norm, ds
 
 
 def plot_mi_matrices(lesson: Lesson, mi_norm, results, factor_names):
@@ -342,6 +356,62 @@ def plot_mi_matrices(lesson: Lesson, mi_norm, results, factor_names):
     fig.suptitle("Part 4 - which unit knows which factor: one bright cell per column and row "
                  "is disentangled")  # fmt: skip
     save_figure(fig, lesson.path("4_mutual_information_matrices.png"))
+
+
+# %% [markdown]
+# # Part 5: β-TCVAE — weigh only the total correlation (seed 003, "Total correlation VAE")
+# Averaged over the data, the KL term of the ELBO splits in three (Chen et al. 2018):
+#   E_x KL(q(z|x) ‖ p(z)) = I_q(x; z)                        how much z says about x
+#                         + KL(q(z) ‖ Π_d q(z_d))            the total correlation TC
+#                         + Σ_d KL(q(z_d) ‖ p(z_d))           each unit's marginal vs N(0, 1)
+# with q(z) = E_x q(z|x) the aggregate posterior. A β-VAE multiplies all three by β,
+# so it also throttles I(x; z), the information the code carries, which is what costs
+# it reconstruction. β-TCVAE adds (β_TC − 1) TC to the loss: only the dependence
+# between units is penalized. TC is estimated on each batch, the batch standing in
+# for the data: q(z_i) ≈ 1/B Σ_j q(z_i | x_j) (minivae.distributions.total_correlation).
+# Below, every model's TC on the test images (batches of 1000) and the β-TCVAE's scores
+# beside the β-VAEs'.
+
+# %%
+
+
+@mv.no_grad()
+def total_correlation(model, x) -> float:
+    """Mean batch estimate of KL(q(z) ‖ Π_d q(z_d)) over test images x (nats)."""
+    values = []
+    for s in range(0, len(x), TC_BATCH):
+        q = model.posterior(to_device(x[s : s + TC_BATCH]))
+        values.append(float(dist.total_correlation(q.sample(), q).data.mean()))
+    return float(np.mean(values))
+
+
+def part5_tcvae(lesson: Lesson, shapes, x_shapes, ds, quick):
+    print(f"  training the β-TCVAE (β_TC = {TC_BETA:g}) ...")
+    model, _ = train_vae(lesson, "runs/shapes_tcvae", "shapes", x_shapes.shape[1], 1.0,
+                         epochs=pick(SHAPES_EPOCHS, quick), limit=pick(SHAPES_LIMIT, quick),
+                         binarize="none", tc_beta=TC_BETA)  # fmt: skip
+    terms = evaluate(model, x_shapes)
+    lesson.report("tcvae_tc_beta", TC_BETA, "β_TC of the β-TCVAE (β = 1 for the rest of the KL)")
+    lesson.report("tcvae_rate", float(terms["kl"]), "β-TCVAE: rate (nats)")
+    lesson.report("tcvae_distortion", float(-terms["recon"]), "  ... distortion (nats)")
+    lesson.report("tcvae_active_units", metrics.active_units(encode_mean(model, x_shapes),
+                                                              ACTIVE_THRESHOLD),
+                  f"  ... active units of {LATENT}")  # fmt: skip
+    mig, _, _ = scores(lesson, model, ds, "tcvae", "β-TCVAE")
+    lesson.report("tcvae_tc", total_correlation(model, x_shapes), "  ... total correlation (nats)")
+    for beta, r in shapes.items():
+        lesson.report(f"shapes_{beta_key(beta)}_tc", total_correlation(r["model"], x_shapes),
+                      f"shapes β = {beta:g}: total correlation (nats)")  # fmt: skip
+    n = lesson.numbers
+    betas = list(shapes)
+    plots.line_plot({"β-VAE, β = " + ", ".join(f"{b:g}" for b in betas):
+                     ([n[f"shapes_{beta_key(b)}_distortion"] for b in betas],
+                      [n[f"shapes_{beta_key(b)}_mig"] for b in betas]),
+                     f"β-TCVAE, β_TC = {TC_BETA:g}": ([n["tcvae_distortion"]], [mig])},
+                    lesson.path("5_tcvae.png"),
+                    "Part 5 - MIG against distortion: the β-VAEs (β grows to the right) and "
+                    "the β-TCVAE", "distortion −E_q[log p(x|z)] (nats)",
+                    "MIG")  # fmt: skip
 
 
 # %% [markdown]
@@ -378,8 +448,12 @@ def main(argv=None):
                    "active units", "data set and β")  # fmt: skip
 
     print("Part 4: disentanglement scores on shapes (MIG, β-VAE metric)")
-    mi_norm, factor_names = part4_scores(lesson, shapes, quick)
+    mi_norm, mig_shapes = part4_scores(lesson, shapes, quick)
+    factor_names = mig_shapes.factor_names
     plot_mi_matrices(lesson, mi_norm, shapes, factor_names)
+
+    print("Part 5: β-TCVAE, the total correlation weighted alone (seed 003)")
+    part5_tcvae(lesson, shapes, x_shapes, mig_shapes, quick)
 
     print("Part 3: latent traversals (seed 000, beta-VAE Fig. 4)")
     for beta in (min(shapes), max(shapes)):

@@ -21,6 +21,7 @@ FIGURES = {
     "3_traversals_beta16.png",
     "4_disentanglement_vs_beta.png",
     "4_mutual_information_matrices.png",
+    "5_tcvae.png",
 }
 
 
@@ -60,8 +61,7 @@ def test_larger_beta_pays_less_rate_and_more_distortion(run, tag):
 
 def test_disentanglement_scores_are_in_range(run):
     _, s, *_ = run
-    for beta in (1, 16):
-        key = f"shapes_beta{beta}"
+    for key in ("shapes_beta1", "shapes_beta16", "tcvae"):
         assert 0.0 <= s[f"{key}_mig"] <= 1.0
         gaps = s[f"{key}_mig_per_factor"]
         assert len(gaps) == 5 and all(0.0 <= g <= 1.0 for g in gaps)
@@ -76,3 +76,15 @@ def test_second_dataset_is_the_one_asked_for(run):
     _, s, *_ = run
     assert s["second_dataset"] == "fashion-mnist-builtin"
     assert s["shapes_factor_sizes"] == [3, 6, 10, 16, 16]
+
+
+def test_the_tcvae_weighs_only_the_total_correlation(run):
+    _, s, _, lesson = run
+    assert s["tcvae_tc_beta"] == lesson.TC_BETA > 1
+    assert s["tcvae_rate"] > 0 and s["tcvae_distortion"] > 0
+    for key in ("tcvae_tc", "shapes_beta1_tc", "shapes_beta16_tc"):
+        assert math.isfinite(s[key]), key
+    # the TC estimate is bounded by (D - 1) log B for the batch's mixture (D = 10 units)
+    assert all(s[k] <= 9 * math.log(lesson.TC_BATCH) for k in ("tcvae_tc", "shapes_beta1_tc"))
+    config = (run[0] / "runs" / "shapes_tcvae" / "config.json").read_text()
+    assert '"tc_beta": 6.0' in config and '"beta": 1.0' in config
