@@ -103,9 +103,10 @@ class Adam(Optimizer):
     M below the smallest normal float (``finfo.tiny``) is set to 0 after each update. A
     weight whose gradient is mostly 0 (the first layer's row of a pixel that is rarely
     on) sees M decay by b1 per step into the subnormal range and stay there for some 150
-    steps; NumPy's arithmetic on subnormal numbers is about 60 times slower, and lesson
-    03's VAEs spent 45 % of their time in this update. The zeroed entries moved their
-    weight by less than tiny / eps anyway. The flush costs three more passes over M.
+    steps; NumPy's arithmetic on subnormal numbers is many times slower, and lesson 03's
+    VAEs spent 45 % of their time in this update (benchmarks/BENCHMARKS.md, "Subnormal
+    numbers"). The zeroed entries moved their weight by less than tiny / eps anyway. The
+    flush costs three more passes over M.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,

@@ -230,7 +230,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
     start_epoch = 0
     if resume:
         meta, params, optim_state = read_checkpoint(ckpt_path)
-        if meta["model_config"] != model.config:
+        # rebuilt, the saved config gains the defaults of arguments added since it was saved
+        if build_model(meta["model_config"]).config != model.config:
             raise ValueError(
                 f"cannot resume: {ckpt_path} holds a model with config {meta['model_config']}, "
                 f"but this run asks for {model.config}"

@@ -94,6 +94,24 @@ def test_resume_refuses_another_model(tmp_path):
         train(bigger, tmp_path, resume=True, log=quiet)
 
 
+def test_resume_accepts_a_checkpoint_saved_before_an_argument_was_added(tmp_path):
+    """A config saved without tc_beta (older checkpoints) means the default, tc_beta = 1."""
+    from minivae.optim import Adam
+
+    train(small_config(epochs=1), tmp_path, log=quiet)
+    path = tmp_path / "checkpoint.npz"
+    meta, params, optim_state = read_checkpoint(path)
+    model = build_model(meta["model_config"])
+    model.load_state_dict(params)
+    opt = Adam(model.parameters())
+    opt.load_state_dict(optim_state)
+    old = {k: v for k, v in meta["model_config"].items() if k != "tc_beta"}
+    save_checkpoint(path, model, opt, {**meta, "model_config": old})
+    assert "tc_beta" not in read_checkpoint(path)[0]["model_config"]
+    history = train(small_config(epochs=2), tmp_path, resume=True, log=quiet)
+    assert [row["epoch"] for row in history] == [1, 2]
+
+
 def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
     train(small_config(epochs=1), tmp_path, log=quiet)
     before = (tmp_path / "checkpoint.npz").read_bytes()

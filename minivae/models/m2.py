@@ -61,10 +61,9 @@ def class_weights(q: Tensor) -> Tensor:
     Such a class adds less than eps^2 |L(x, y)| to U(x), nothing a float sum can hold. But the
     gradient its decoder rows receive is q(y|x) times a likelihood gradient, and once a trained
     classifier is confident, those products underflow into subnormal numbers, on which the
-    matrix products of the backward pass run several times slower: an M2 trained 5 epochs
-    took 0.245 s per step (batch 128 + 100 labelled, one core) against 0.097 s at its start,
-    and 0.094 s with the mask; its epochs had grown from 35 to 140 s. Multiplying by a 0/1
-    mask zeroes those rows exactly.
+    matrix products of the backward pass run many times slower (benchmarks/BENCHMARKS.md,
+    "Subnormal numbers"). Multiplying by a 0/1 mask zeroes those rows exactly, and the fast
+    sum over y skips them.
     """
     floor = B.np.finfo(q.dtype).eps ** 2
     return q * Tensor((q.data >= floor).astype(q.dtype))
