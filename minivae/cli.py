@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sigma", type=float, default=None,
                    help="fixed decoder sigma for --likelihood gaussian (default: learned)")  # fmt: skip
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default 1)")
+    t.add_argument("--tc-beta", type=float, default=1.0,
+                   help="beta-TCVAE: weight of the total correlation alone (vae and cvae; "
+                        "default 1, no extra term)")  # fmt: skip
     t.add_argument("--samples", type=_positive_int, default=1,
                    help="Monte-Carlo samples L of z per example (default 1)")  # fmt: skip
     t.add_argument("--alpha", type=float, default=None,
@@ -152,6 +155,10 @@ def _model_config(args) -> dict:
     config.update({"likelihood": args.likelihood, "beta": args.beta, "n_samples": args.samples})
     if args.likelihood == "gaussian":
         config.update({"sigma": args.sigma, "learned_sigma": args.sigma is None})
+    if args.model in ("vae", "cvae"):
+        config["tc_beta"] = args.tc_beta
+    elif args.tc_beta != 1.0:
+        raise SystemExit(f"minivae train: --tc-beta applies to vae and cvae, not {args.model}")
     if args.model in ("cvae", "m2"):
         config["n_classes"] = info["n_classes"]
     if args.model == "m2" and args.alpha is not None:

@@ -98,3 +98,17 @@ def test_python_dash_m_runs_the_command():
     assert done.returncode == 0
     for command in SUBCOMMANDS:
         assert command in done.stdout
+
+
+def test_tc_beta_reaches_the_model_and_is_refused_where_it_does_not_apply(tmp_path):
+    code = main(["train", "vae", "--dataset", "fashion-mnist-builtin", "--hidden", "16",
+                 "--latent", "2", "--epochs", "1", "--batch-size", "100", "--n-val", "200",
+                 "--limit-train", "600", "--out", str(tmp_path), "--name", "tc", "--no-progress",
+                 "--tc-beta", "4"])  # fmt: skip
+    assert code == 0
+    config = json.loads((tmp_path / "tc" / "config.json").read_text())
+    assert config["model"]["tc_beta"] == 4.0
+    metrics = [json.loads(line) for line in (tmp_path / "tc" / "metrics.jsonl").open()]
+    assert "train_tc" in metrics[0]
+    with pytest.raises(SystemExit, match="--tc-beta applies to vae and cvae, not m2"):
+        main(["train", "m2", "--tc-beta", "4", "--out", str(tmp_path)])
