@@ -1,0 +1,157 @@
+"""M1 + M2 (Kingma et al. 2014, the stacked model): M2 on the codes of a VAE, 100 labels.
+
+    MINIVAE_DATA=path/to/data python benchmarks/m1_m2.py [--draws 0 1 2]
+
+M1 is a VAE 784-500-500-50 (softplus, Bernoulli pixels, dynamically binarized MNIST,
+Adam 1e-3, batch 100) trained without labels on the draw's 50,000 training images
+(the same split and labelled subset as benchmarks/m2_quality.py). Its codes are the
+encoder's mean and log-variance for every image (grey levels in); units whose mean
+varies by less than 0.1 over the data are dropped, as in the paper's code. M2 then
+models the codes: Gaussian p(code | y, z) with one learned variance, 500 hidden units,
+50 latent, softplus, alpha = 50, the KL of z weighted --beta-z. Each step draws fresh
+codes from q(z | image) (the paper's stochastic features): U on 128 unlabelled codes,
+L and alpha log q(y | code) on all 100 labelled ones. The test error is that of
+argmax q(y | mean code of the test image) over the 10,000 test images, after the
+last epoch. Kingma et al. report 3.33 % +- 0.14 for M1 + M2 with 100 labels.
+
+Prints one JSON line per draw, then a summary line (mean, standard deviation, command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
+
+import minivae as mv
+from minivae import backend as B
+from minivae import data as D
+from minivae.models import VAE, SemiSupervisedVAE
+from minivae.optim import Adam
+from minivae.train import TrainConfig, prepare_data
+from machine import machine  # benchmarks/machine.py
+
+np = B.np
+KINGMA_M1_M2_ERROR = 0.0333
+CODE_BATCH = 1000
+
+
+def to_device(a):
+    return B.from_numpy(np.ascontiguousarray(a), dtype=B.get_default_dtype())
+
+
+def train_m1(x_train, args, rng) -> VAE:
+    """The unsupervised VAE whose codes M2 models: dynamically binarized images, Adam."""
+    m1 = VAE(hidden=(500, 500), latent=50, activation="softplus")
+    opt = Adam(m1.parameters(), lr=1e-3)
+    for epoch in range(args.m1_epochs):
+        x = D.binarize(x_train, rng)  # a fresh draw every epoch
+        order = rng.permutation(len(x))
+        elbo = 0.0
+        for start in range(0, len(x) - 99, 100):
+            loss, stats = m1.loss(to_device(x[order[start : start + 100]]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            elbo += stats["elbo"]
+        print(f"  M1 epoch {epoch + 1}: train ELBO {elbo / (len(x) // 100):.2f}", file=sys.stderr,
+              flush=True)  # fmt: skip
+    m1.eval()
+    return m1
+
+
+@mv.no_grad()
+def codes(m1: VAE, images):
+    """(mean, log-variance) of q(z | image) for grey-level images: host (N, 50) each."""
+    mus, log_vars = [], []
+    for start in range(0, len(images), CODE_BATCH):
+        mu, log_var = m1.encode(to_device(images[start : start + CODE_BATCH]))
+        mus.append(B.to_numpy(mu.data))
+        log_vars.append(B.to_numpy(log_var.data))
+    return np.concatenate(mus), np.concatenate(log_vars)
+
+
+def run_draw(args, seed: int, test) -> dict:
+    t0 = time.perf_counter()
+    config = TrainConfig(model={"kind": "m2"}, dataset="mnist", n_val=10000, n_labelled=100,
+                         seed=seed)  # fmt: skip  # the split and labels of m2_quality.py
+    splits = prepare_data(config)
+    x_train, y_train, labelled = splits.x_train, splits.y_train, splits.labelled
+    rng = np.random.default_rng([seed, 11])
+    mv.manual_seed(seed)
+    m1 = train_m1(x_train, args, rng)
+    m1_seconds = time.perf_counter() - t0
+    mu, log_var = codes(m1, x_train)
+    keep = mu.std(axis=0) > 0.1  # the units M1 uses
+    mu, sd = mu[:, keep], np.exp(0.5 * log_var[:, keep])
+    mu_test = codes(m1, test.images)[0][:, keep]
+    unlabelled = np.setdiff1d(np.arange(len(x_train)), labelled)
+
+    m2 = SemiSupervisedVAE(x_dim=int(keep.sum()), hidden=(500,), latent=50,
+                           likelihood="gaussian", learned_sigma=True, alpha=50.0,
+                           beta=args.beta_z)  # fmt: skip
+    opt = Adam(m2.parameters(), lr=args.lr)
+    y_lab = B.from_numpy(y_train[labelled].astype(np.int64))
+    y_test = test.labels.astype(np.int64)
+
+    def sample(index):  # fresh codes x ~ q(z | image), (B, kept)
+        return to_device(mu[index] + sd[index] * rng.standard_normal((len(index), mu.shape[1])))
+
+    errors = []
+    steps = len(unlabelled) // args.batch_size
+    for epoch in range(args.epochs):
+        opt.lr = 0.5 * args.lr * (1.0 + math.cos(math.pi * epoch / args.epochs))  # cosine
+        order = rng.permutation(unlabelled)
+        for step in range(steps):
+            batch = order[step * args.batch_size : (step + 1) * args.batch_size]
+            loss, _ = m2.loss(sample(batch), sample(labelled), y_lab)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with mv.no_grad():
+            pred = np.concatenate([B.to_numpy(m2.classify(to_device(mu_test[s : s + CODE_BATCH])))
+                                   for s in range(0, len(mu_test), CODE_BATCH)])  # fmt: skip
+        errors.append(round(float(np.mean(pred != y_test)), 4))
+        print(f"  draw {seed}: M2 epoch {epoch + 1}: test error {errors[-1]:.4f}", file=sys.stderr,
+              flush=True)  # fmt: skip
+    return {"draw_seed": seed, "test_error": errors[-1], "kept_units": int(keep.sum()),
+            "m1_epochs": args.m1_epochs, "epochs": args.epochs, "beta_z": args.beta_z,
+            "lr": args.lr, "batch_size": args.batch_size, "m1_seconds": round(m1_seconds, 1),
+            "seconds": round(time.perf_counter() - t0, 1), "test_error_per_epoch": errors}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--m1-epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=30, help="epochs of M2 on the codes")
+    p.add_argument("--batch-size", type=int, default=128, help="unlabelled codes per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="M2's Adam, on a half cosine")
+    p.add_argument("--beta-z", type=float, default=1.0, help="weight of the KL of z in M2")
+    args = p.parse_args(argv)
+    test = D.load_dataset("mnist", "test")
+    t0 = time.perf_counter()
+    errors = []
+    for seed in args.draws:
+        row = run_draw(args, seed, test)
+        errors.append(row["test_error"])
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"summary": "m1_m2_100_labels", "draws": args.draws, "test_errors": errors,
+                      "mean_test_error": round(statistics.fmean(errors), 4),
+                      "std_test_error": round(statistics.stdev(errors), 4) if len(errors) > 1
+                      else 0.0, "kingma2014_m1_m2_error": KINGMA_M1_M2_ERROR,
+                      "wall_seconds": round(time.perf_counter() - t0, 1), "machine": machine(),
+                      "command": " ".join(["python", "benchmarks/m1_m2.py",
+                                           *(sys.argv[1:] if argv is None else argv)])}),
+          flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
