@@ -748,7 +748,8 @@ def line_plot(
     fig = _new_figure(6.4, 4.4)
     ax = fig.add_subplot()
     for name, x, y, err in curves:
-        (line,) = ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, label=name)
+        marker, size = ("o" if len(x) <= 30 else None), (3 if len(x) > 1 else 8)  # a lone point shows
+        (line,) = ax.plot(x, y, marker=marker, markersize=size, label=name)
         if err is not None:
             low = y - err
             if logy:
