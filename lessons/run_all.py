@@ -17,6 +17,9 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # the checkout, for lessons.common
+
+from lessons.common import parse_args
 
 
 def lesson_files() -> list:
@@ -32,11 +35,29 @@ def load(path: str):
     return module
 
 
+SHARED_OPTIONS = ("--quick", "--device", "--seed", "--dataset", "--out", "--no-progress")
+
+
+def check_shared_options(argv) -> None:
+    """Stop before the first lesson if argv holds an option that not every lesson takes."""
+    names = [a.split("=")[0] for a in argv if a.startswith("--")]  # "--seed -1": -1 is a value
+    others = [name for name in names if name not in SHARED_OPTIONS]
+    if others:
+        raise SystemExit(
+            f"run_all.py passes its options to every lesson, so it takes only the ones they all "
+            f"share ({', '.join(SHARED_OPTIONS)}), not {', '.join(others)}. An option of one "
+            f"lesson goes to that lesson run on its own, for example "
+            f"python lessons/05_semi_supervised_vae.py --epochs 3"
+        )
+    parse_args(argv, __doc__)  # the values: argparse says what is wrong with one
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "-h" in argv or "--help" in argv:
         print(__doc__)
         return 0
+    check_shared_options(argv)
     t0 = time.perf_counter()
     for path in lesson_files():
         print(f"\n=== {os.path.basename(path)} ===", flush=True)
