@@ -25,7 +25,7 @@ lesson follows seed 004, "Semi-supervised VAE":
 Seeds are the lecture notes in the shared seeds folder (see DESIGN.md); "seed 004,
 Overall training objective" means that slide of file 004_*.txt.
 
-Run (1338 s measured on 2 cores shared by three jobs; --quick takes about 7 s):
+Run (663 s measured on 2 cores; --quick takes about 7 s):
 
     python lessons/05_semi_supervised_vae.py [--quick] [--epochs E] [--ablation-epochs A]
 
