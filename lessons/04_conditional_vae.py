@@ -32,8 +32,7 @@ MNIST, and measures what the lecture claims:
 Seeds are the lecture notes in the shared seeds folder (see DESIGN.md); "seed 004,
 Conditional VAE" means that section of file 004_*.txt.
 
-Run (248 s measured on 2 cores, one of them busy with another job; --quick takes about
-15 s):
+Run (206 s measured on 2 cores; --quick takes about 15 s):
 
     python lessons/04_conditional_vae.py [--quick]
 
