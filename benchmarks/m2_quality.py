@@ -33,7 +33,7 @@ unlabelled batch plus the labelled batch) for U(x) computed by tiling x C times
 applied to x once, only the classes of nonzero weight evaluated), in alternating
 order, and prints samples per second of each. Fresh weights by default; --weights
 takes those of a trained M2 (a checkpoint.npz of this benchmark), whose confident
-classifier leaves about 2 classes of 10 per image to evaluate.
+classifier leaves about 1.5 classes of 10 per image to evaluate.
 """
 
 from __future__ import annotations

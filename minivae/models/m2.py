@@ -195,11 +195,13 @@ class SemiSupervisedVAE(ConditionalVAE):
     def _expected_over_kept_classes(self, x, weights, eps):
         """The numbers of the plain version, from the pairs (y, b) whose weight is not 0.
 
-        A confident classifier leaves about 2 of the 10 classes per example with a weight
-        (q(y|x) >= eps^2, ``class_weights``); the others add exactly 0 to U(x) and to every
-        gradient, so their C * B rows need not be computed. The P kept pairs are gathered
+        A trained classifier leaves about 1.5 of the 10 classes per example with a weight
+        (q(y|x) >= eps^2, ``class_weights``; benchmarks/BENCHMARKS.md, "M2 with 100
+        labels"); the others add exactly 0 to U(x) and to every gradient, so their C * B
+        rows need not be computed. The P kept pairs are gathered
         and summed back by products with constant one-hot matrices (a row gather is a
-        product with a one-hot matrix, and its backward is the product with the transpose):
+        product with a one-hot matrix, and its backward is the product with the transpose;
+        at training batch sizes that is faster than indexing, whose backward is an add.at):
             pick_b (P, B): row p has a 1 at the example b_p;   pick_y (P, C): at the class y_p.
         The encoder's first layer is linear in its input [x, onehot(y)]:
             [x, onehot(y)] @ W + bias = x @ W[:x_dim] + W[x_dim:][y] + bias,
