@@ -22,6 +22,9 @@ call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``); ``A
 reads it when it is built (it builds a ``fast.Adam`` while it is on). The results match
 the plain versions to a few units in the last place, not always bit for bit, so
 reproduce a run with the setting it ran with. The other ops have no fast version.
+
+M2's fast sum over y changes how that model evaluates its bound rather than an op, so it
+stays with the model (``minivae/models/m2.py``, ``fast_sum_over_y``) and its own tests.
 """
 
 from __future__ import annotations
