@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import minivae as mv
 from minivae import backend as B
-from minivae import optim
+from minivae import fast
 from minivae.models import SemiSupervisedVAE
 from minivae.models import m2 as m2_module
 from machine import machine  # benchmarks/machine.py
@@ -100,21 +100,21 @@ def adam_steps(repeats: int) -> dict:
     m0[:rows] = 1e-39  # subnormal
     v0 = (g * g).astype(np.float32)
     v0[:rows] = 1e-8
-    plain_flush = optim.flush_subnormal
+    plain_flush = fast.flush_subnormal
 
     def make(flush: bool):
         def run():
             w = mv.Tensor(w0.copy(), requires_grad=True)
-            opt = optim.Adam([w], lr=1e-3)
+            opt = fast.Adam([w], lr=1e-3)  # the flush is part of the fast Adam only
             opt.g_sum[0][...], opt.g2_sum[0][...], opt.steps = m0, v0, 100
             if not flush:
-                optim.flush_subnormal = lambda a, tmp, mask: None
+                fast.flush_subnormal = lambda a, tmp, mask: None
             try:
                 for _ in range(20):
                     w.grad = g
                     opt.step()
             finally:
-                optim.flush_subnormal = plain_flush
+                fast.flush_subnormal = plain_flush
 
         return run
 

@@ -1,7 +1,9 @@
 """Optimizers that update parameters in place: SGD (momentum), Adam, Adagrad; gradient clipping.
 
-Gradients are read, never written: a gradient array may be shared by several
-parameters (``a + b`` hands both the same array), so clipping makes new ones.
+Each ``update`` is its formula, written plainly. Gradients are read, never written: a
+gradient array may be shared by several parameters (``a + b`` hands both the same
+array), so clipping makes new ones. Adam has a measured fast version in ``minivae.fast``,
+which ``Adam(...)`` builds while ``minivae.fast.enabled`` is on.
 """
 
 from __future__ import annotations
@@ -29,13 +31,9 @@ class Optimizer:
 
     def step(self) -> None:
         self.steps += 1
-        self.begin_step()
         for k, p in enumerate(self.params):
             if p.grad is not None:
                 self.update(k, p.data, p.grad)
-
-    def begin_step(self) -> None:
-        """Once per step, before the updates: the place for constants every parameter shares."""
 
     def update(self, k: int, w, g) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -58,7 +56,7 @@ class Optimizer:
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: state.{key} is missing or has the "
                     f"wrong shape (expected {a.shape}); the optimizer state is from another model "
-                    "or optimizer (or from an older Adam that stored m and v instead of decayed sums)"
+                    "or optimizer"
                 )
         for key, a in own.items():
             a[...] = B.from_numpy(state[f"state.{key}"], dtype=a.dtype)
@@ -89,100 +87,53 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015): w <- w - lr * m_hat / (sqrt(v_hat) + eps), bias-corrected moments.
+    """Adam (Kingma & Ba 2015): w <- w - lr * m_hat / (sqrt(v_hat) + eps).
 
-    The moments m_t = b1 m_{t-1} + (1 - b1) g_t and v_t = b2 v_{t-1} + (1 - b2) g_t^2 are
-    kept as decayed sums, M_t = b1 M_{t-1} + g_t and V_t = b2 V_{t-1} + g_t^2, so that
-    m_t = (1 - b1) M_t and v_t = (1 - b2) V_t. The update is the same,
-        m_hat / (sqrt(v_hat) + eps) = c M / (sqrt(V) + eps / r),
-        r = sqrt((1 - b2) / (1 - b2^t)),  c = (1 - b1) / ((1 - b1^t) r),
-    with every constant folded into two numbers: 10 passes over memory per step instead
-    of 13 (the update is memory-bound; benchmarks/BENCHMARKS.md, "Measurements behind
-    single decisions").
+    m and v are running means of the gradient and of its square; they start at 0, so
+    the first steps divide by 1 - b^t to correct that bias (m_hat, v_hat).
 
-    M below the smallest normal float (``finfo.tiny``) is set to 0 after each update. A
-    weight whose gradient is mostly 0 (the first layer's row of a pixel that is rarely
-    on) sees M decay by b1 per step into the subnormal range and stay there for some 150
-    steps; NumPy's arithmetic on subnormal numbers is many times slower, and lesson 03's
-    VAEs spent 45 % of their time in this update (benchmarks/BENCHMARKS.md, "Subnormal
-    numbers"). The zeroed entries moved their weight by less than tiny / eps anyway. The
-    flush costs three more passes over M.
+    While ``minivae.fast.enabled`` is on (the default), ``Adam(...)`` builds a
+    ``minivae.fast.Adam``: the same update in fewer passes over memory, measured faster
+    and tested against this one.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 chunk: int | None = None):
+    def __new__(cls, *args, **kwargs):
+        from minivae import fast  # here, not at the top: minivae.fast builds on this module
+
+        build = fast.Adam if cls is Adam and fast.enabled else cls
+        return super().__new__(build)
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
-        # elements per block on the CPU (None: whole arrays). Blocks that stay in cache
-        # can help where the last-level cache is small; on a 32 MB L3 the whole float32
-        # update fits and 65536-element blocks are 18 % slower (benchmarks/BENCHMARKS.md)
-        self.chunk = chunk if B.device == "cpu" else None
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
         self.b1, self.b2, self.eps = b1, b2, eps
-        self.g_sum = [B.xp.zeros_like(p.data) for p in self.params]  # M = m / (1 - b1)
-        self.g2_sum = [B.xp.zeros_like(p.data) for p in self.params]  # V = v / (1 - b2)
-        self.scratch = [B.xp.empty_like(p.data) for p in self.params]
-        self.subnormal = [B.xp.empty(p.shape, dtype=bool) for p in self.params]
-
-    def begin_step(self):
-        """This step's two numbers: lr c and eps / r (the docstring's r and c, at t = steps)."""
-        r = math.sqrt((1.0 - self.b2) / (1.0 - self.b2**self.steps))
-        self._step_size = self.lr * (1.0 - self.b1) / ((1.0 - self.b1**self.steps) * r)
-        self._eps = self.eps / r
+        self.m = [B.xp.zeros_like(p.data) for p in self.params]  # running mean of g
+        self.v = [B.xp.zeros_like(p.data) for p in self.params]  # running mean of g^2
 
     def update(self, k, w, g):
-        # tmp: reused, so a step allocates nothing
-        g_sum, g2_sum, tmp = self.g_sum[k], self.g2_sum[k], self.scratch[k]
-        step, eps = self._step_size, self._eps
-        if self.chunk and w.size > self.chunk and all(a.flags.c_contiguous for a in (w, g)):
-            # fast path (CPU): the same elementwise update, a cache-sized block at a time,
-            # so each array is read from memory once instead of once per operation
-            w, g, g_sum, g2_sum, tmp = (a.reshape(-1) for a in (w, g, g_sum, g2_sum, tmp))
-            for s in range(0, w.size, self.chunk):
-                part = slice(s, s + self.chunk)
-                self._adam(w[part], g[part], g_sum[part], g2_sum[part], tmp[part], step, eps)
-        else:
-            self._adam(w, g, g_sum, g2_sum, tmp, step, eps)
-        flush_subnormal(self.g_sum[k], self.scratch[k], self.subnormal[k])
-
-    def _adam(self, w, g, g_sum, g2_sum, tmp, step, eps):
-        """The plain update on whole arrays (or on matching blocks of them)."""
-        g_sum *= self.b1
-        g_sum += g  # M <- b1 M + g
-        g2_sum *= self.b2
-        B.xp.multiply(g, g, out=tmp)
-        g2_sum += tmp  # V <- b2 V + g^2
-        B.xp.sqrt(g2_sum, out=tmp)
-        tmp += eps
-        B.xp.divide(g_sum, tmp, out=tmp)
-        tmp *= step
-        w -= tmp  # w <- w - lr c M / (sqrt(V) + eps / r) = w - lr m_hat / (sqrt(v_hat) + eps)
-
-    @property
-    def m(self) -> list:
-        """The first moments m = (1 - b1) M (new arrays, for reading)."""
-        return [(1.0 - self.b1) * a for a in self.g_sum]
-
-    @property
-    def v(self) -> list:
-        """The second moments v = (1 - b2) V (new arrays, for reading)."""
-        return [(1.0 - self.b2) * a for a in self.g2_sum]
+        b1, b2, t = self.b1, self.b2, self.steps
+        self.m[k] = b1 * self.m[k] + (1.0 - b1) * g  # m <- b1 m + (1 - b1) g
+        self.v[k] = b2 * self.v[k] + (1.0 - b2) * g * g  # v <- b2 v + (1 - b2) g^2
+        m_hat = self.m[k] / (1.0 - b1**t)  # bias correction
+        v_hat = self.v[k] / (1.0 - b2**t)
+        w -= self.lr * m_hat / (B.xp.sqrt(v_hat) + self.eps)
 
     def state_arrays(self):
-        state = {f"g_sum.{k}": a for k, a in enumerate(self.g_sum)}
-        state.update({f"g2_sum.{k}": a for k, a in enumerate(self.g2_sum)})
+        state = {f"m.{k}": a for k, a in enumerate(self.m)}
+        state.update({f"v.{k}": a for k, a in enumerate(self.v)})
         return state
 
-
-def flush_subnormal(a, tmp, mask) -> None:
-    """Set the entries of a whose magnitude is below the smallest normal float to 0, in place.
-
-    tmp (a's shape and dtype) and mask (a's shape, bool) are scratch arrays.
-    """
-    B.xp.abs(a, out=tmp)
-    B.xp.less(tmp, B.np.finfo(a.dtype).tiny, out=mask)
-    B.xp.copyto(a, 0, where=mask)
+    def load_state_dict(self, state: dict) -> None:
+        """Also reads a minivae.fast.Adam's state (decayed sums): m = (1 - b1) M, v = (1 - b2) V."""
+        state = dict(state)
+        for k in range(len(self.params)):
+            if f"state.m.{k}" not in state and f"state.g_sum.{k}" in state:
+                state[f"state.m.{k}"] = (1.0 - self.b1) * state.pop(f"state.g_sum.{k}")
+            if f"state.v.{k}" not in state and f"state.g2_sum.{k}" in state:
+                state[f"state.v.{k}"] = (1.0 - self.b2) * state.pop(f"state.g2_sum.{k}")
+        super().load_state_dict(state)
 
 
 class Adagrad(Optimizer):

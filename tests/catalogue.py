@@ -4,7 +4,10 @@ Each case says how to call the minivae op, what NumPy says it computes, which
 inputs to draw (and from which domain), and how PyTorch computes the same thing.
 The forward checks, the gradient checks, the GPU re-runs and the PyTorch oracle
 all iterate over ``CASES``; ``test_every_op_has_a_case`` fails when an op in
-``OPS`` has no entry here (or in ``catalogue_gaussian.GAUSSIAN_CASES``).
+``OPS`` has no entry here (or in ``catalogue_gaussian.GAUSSIAN_CASES``). The ops
+with a fast version (``minivae.fast.OPS``) get every case twice: as the library
+runs them (fast paths on by default) and, with an id ending in "-plain", with the
+fast paths off, so the plain forward and backward are checked the same way.
 
 Input domains keep the checks meaningful: log and sqrt get positive inputs, a
 divisor stays away from zero, relu-like kinks are not crossed by the finite
@@ -15,13 +18,14 @@ checked by random projections instead of the full Jacobian.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import numpy as np
 from catalogue_gaussian import GAUSSIAN_CASES
 from opcase import OpCase
 
-from minivae import ops
+from minivae import fast, ops
 
 
 class _LazyTorch:
@@ -376,6 +380,25 @@ case("gaussian_log_prob", ops.gaussian_log_prob, np_gaussian_log_prob,
      id="gaussian_log_prob-broadcast")  # fmt: skip
 case("cross_entropy", ops.cross_entropy, np_cross_entropy, inputs(real(6, 4), ("labels", 6, 4)),
      lambda l, y: torch.nn.functional.cross_entropy(l, y, reduction="none"))  # fmt: skip
+
+
+
+# --- the plain versions of the ops that have a fast one (minivae.fast): every case again,
+# with the fast paths off, so the plain forward and backward a learner reads get the same
+# forward, gradient, float32, gpu and PyTorch checks as the fast ones the library runs
+def plain(fn):
+    """fn called with minivae.fast off: the op builds its plain Function."""
+
+    def call(*args):
+        with fast.set_enabled(False):
+            return fn(*args)
+
+    return call
+
+
+CASES += [
+    dataclasses.replace(c, fn=plain(c.fn), id=f"{c.id}-plain") for c in CASES if c.op in fast.OPS
+]
 
 OWN_CASES = list(CASES)
 CASES = OWN_CASES + list(GAUSSIAN_CASES)

@@ -1,12 +1,18 @@
-"""Optimizers against their formulas written out by hand, clipping, and optimizer state dicts."""
+"""Optimizers against their formulas written out by hand, clipping, and optimizer state dicts.
+
+Tests that take ``fast_mode`` run twice: with the plain optimizers of minivae/optim.py and
+with minivae.fast's Adam (tests/test_fast_paths.py holds the two against each other).
+"""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
 import minivae as mv
-from minivae import optim
+from minivae import fast, optim
 from minivae.tensor import Tensor
 
 W0 = np.array([[0.5, -1.0], [2.0, 0.25]])
@@ -28,13 +34,28 @@ def run(opt, p, grads):
     return p.numpy()
 
 
+@pytest.fixture(params=[False, True], ids=["plain", "fast"])
+def fast_mode(request, monkeypatch):
+    """Runs a test with the plain optimizers (minivae.optim) and with minivae.fast's."""
+    monkeypatch.setattr(fast, "enabled", request.param)
+    return request.param
+
+
+def moments(opt):
+    """Adam's moments m, v: its own (plain), or (1 - b) times its decayed sums (fast)."""
+    if isinstance(opt, fast.Adam):
+        return [(1 - opt.b1) * a for a in opt.g_sum], [(1 - opt.b2) * a for a in opt.g2_sum]
+    return opt.m, opt.v
+
+
 # ----------------------------------------------------------------------------- by hand
 
 
-def test_adam_one_and_two_steps_by_hand():
+def test_adam_one_and_two_steps_by_hand(fast_mode):
     lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
     p = param()
     opt = optim.Adam([p], lr=lr, betas=(b1, b2), eps=eps)
+    assert isinstance(opt, fast.Adam) == fast_mode
     g1, g2 = GRADS[0], GRADS[1]
     # step 1
     m = (1 - b1) * g1
@@ -51,9 +72,9 @@ def test_adam_one_and_two_steps_by_hand():
     w2 = w1 - lr * m_hat / (np.sqrt(v_hat) + eps)
     np.testing.assert_allclose(run(opt, p, [g2]), w2, rtol=1e-14, atol=1e-16)
     assert opt.steps == 2
-    # the decayed sums it keeps are the moments up to (1 - b): m = (1 - b1) M, v = (1 - b2) V
-    np.testing.assert_allclose(opt.m[0], m, rtol=1e-14)
-    np.testing.assert_allclose(opt.v[0], v, rtol=1e-14)
+    # the moments it keeps (the fast one: as decayed sums M = m / (1 - b1), V = v / (1 - b2))
+    np.testing.assert_allclose(moments(opt)[0][0], m, rtol=1e-14)
+    np.testing.assert_allclose(moments(opt)[1][0], v, rtol=1e-14)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
@@ -79,7 +100,27 @@ def test_adagrad_by_hand():
         np.testing.assert_allclose(run(opt, p, [g]), w, rtol=1e-14, atol=1e-16)
 
 
-def test_parameters_without_gradients_are_left_alone():
+def test_plain_adam_matches_torch_over_three_steps():
+    """tests/test_torch_oracle.py holds the library's Adam (the fast one by default) against
+    PyTorch; this holds the plain update a learner reads in optim.py against it too."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    w0 = rng.standard_normal((3, 4))
+    grads = [rng.standard_normal((3, 4)) for _ in range(3)]
+    ours, theirs = param(w0), torch.tensor(w0.copy(), requires_grad=True)
+    with fast.set_enabled(False):
+        opt = optim.Adam([ours], lr=0.05, betas=(0.8, 0.99), eps=1e-8)
+    assert type(opt) is optim.Adam
+    t_opt = torch.optim.Adam([theirs], lr=0.05, betas=(0.8, 0.99), eps=1e-8)
+    for g in grads:
+        ours.grad, theirs.grad = g.copy(), torch.from_numpy(g.copy())
+        opt.step()
+        t_opt.step()
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert not np.allclose(ours.numpy(), w0)
+
+
+def test_parameters_without_gradients_are_left_alone(fast_mode):
     a, b = param(), param()
     opt = optim.Adam([a, b], lr=0.1)
     a.grad = GRADS[0].copy()
@@ -90,7 +131,7 @@ def test_parameters_without_gradients_are_left_alone():
 
 def test_float32_parameters_stay_float32():
     p = Tensor(W0.astype(np.float32), requires_grad=True)
-    for cls in (optim.SGD, optim.Adam, optim.Adagrad):
+    for cls in (optim.SGD, optim.Adam, fast.Adam, optim.Adagrad):
         opt = cls([p], lr=0.01)
         p.grad = GRADS[0].astype(np.float32)
         opt.step()
@@ -169,7 +210,7 @@ def test_clip_after_a_real_backward_with_shared_gradients():
     ],
     ids=["adam", "sgd-momentum", "sgd", "adagrad"],
 )
-def test_optimizer_state_dict_round_trip_continues_identically(make):
+def test_optimizer_state_dict_round_trip_continues_identically(make, fast_mode):
     p = param()
     opt = make([p])
     run(opt, p, GRADS[:2])
@@ -184,16 +225,18 @@ def test_optimizer_state_dict_round_trip_continues_identically(make):
     np.testing.assert_array_equal(run(fresh, q, GRADS[2:] + GRADS[:1]), expected)
 
 
-def test_optimizer_state_dict_is_a_copy_and_checks_shapes():
+def test_optimizer_state_dict_is_a_copy_and_checks_shapes(fast_mode):
+    key = "g_sum.0" if fast_mode else "m.0"  # fast Adam keeps decayed sums, the plain one moments
     p = param()
     opt = optim.Adam([p], lr=0.05)
     run(opt, p, GRADS[:1])
     state = opt.state_dict()
-    m_before = state["state.g_sum.0"].copy()
+    m_before = state[f"state.{key}"].copy()
     run(opt, p, GRADS[1:2])
-    np.testing.assert_array_equal(state["state.g_sum.0"], m_before)  # later steps do not leak in
+    np.testing.assert_array_equal(state[f"state.{key}"], m_before)  # later steps do not leak in
     other = optim.Adam([param(np.zeros(3))], lr=0.05)
-    with pytest.raises(ValueError, match=r"state\.g_sum\.0 is missing or has the wrong shape"):
+    message = re.escape(f"state.{key} is missing or has the wrong shape")
+    with pytest.raises(ValueError, match=message):
         other.load_state_dict(state)
 
 
@@ -218,40 +261,3 @@ def test_optimizer_state_dict_is_a_copy_and_checks_shapes():
 def test_bad_settings_raise(make, message):
     with pytest.raises(ValueError, match=message):
         make([param()])
-
-
-# ----------------------------------------------------------------------------- subnormals
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adam_zeroes_a_first_moment_that_decays_below_the_normal_range(dtype, monkeypatch):
-    """After one gradient and then zeros, M = b1^t g decays by 0.9 a step and would sit among
-    the subnormal numbers (slow arithmetic) for about 150 steps; Adam sets it to 0 instead,
-    and the weights come out bit for bit as those of the same steps without the flush."""
-    tiny = np.finfo(dtype).tiny
-    steps = int(np.ceil(np.log(tiny / 1e-3) / np.log(0.9))) + 5  # M(1e-3) is below tiny by then
-
-    def train():
-        w = Tensor(np.array([0.5, 1.0, -1.0], dtype=dtype), requires_grad=True)
-        opt = optim.Adam([w], lr=1e-3)
-        w.grad = np.array([1e-3, 0.0, 2.0], dtype=dtype)
-        opt.step()
-        for _ in range(steps):
-            w.grad = np.zeros(3, dtype=dtype)
-            opt.step()
-        return w.numpy(), opt.g_sum[0].copy()
-
-    w, m = train()
-    with monkeypatch.context() as patch:
-        patch.setattr(optim, "flush_subnormal", lambda a, tmp, mask: None)
-        plain_w, plain_m = train()
-    assert 0.0 < plain_m[0] < tiny and m[0] == 0.0  # subnormal without the flush, 0 with it
-    assert m[2] == plain_m[2] >= tiny  # a moment that is still normal is kept as it is
-    assert not np.any((m != 0) & (np.abs(m) < tiny))
-    np.testing.assert_array_equal(w, plain_w)
-
-
-def test_flush_subnormal_keeps_normal_numbers_and_zeros_only_subnormal_ones():
-    a = np.array([1.0, -1e-30, 1e-39, -1e-40, 0.0, 2e-38], dtype=np.float32)  # tiny = 1.18e-38
-    optim.flush_subnormal(a, np.empty_like(a), np.empty(a.shape, dtype=bool))
-    np.testing.assert_array_equal(a, np.array([1.0, -1e-30, 0.0, 0.0, 0.0, 2e-38], np.float32))

@@ -39,6 +39,18 @@ def broadcast_shapes(op: str, a_shape: tuple, b_shape: tuple) -> tuple:
     return tuple(out)
 
 
+def check_trailing_shape(op: str, names: tuple, shape: tuple, tail: tuple) -> None:
+    """A ValueError naming the op unless ``shape`` ends with ``tail`` (broadcast over the rest).
+
+    names: what the two inputs are called, for the message, e.g. ("logits", "x").
+    """
+    if len(tail) < 1 or tuple(shape[len(shape) - len(tail) :]) != tuple(tail):
+        raise ValueError(
+            f"{op}: {names[0]} of shape {tuple(shape)} do not end with the shape of {names[1]} "
+            f"{tuple(tail)} (put extra axes, such as samples, in front)"
+        )
+
+
 class Add(Function):
     """y = a + b"""
 

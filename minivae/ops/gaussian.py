@@ -3,7 +3,8 @@
 The encoder outputs a mean mu and a log-variance v = log sigma^2. Every op below
 reads v through ``std_from_log_var`` (sigma = e^(v/2)), the one place that turns
 the parameter into a standard deviation, so the sampler and the KL can never
-disagree about what v means (seed 001, Problem 1.7; DESIGN.md "sigma from log-variance").
+disagree about what v means (Computational Intelligence Lab, Series 9, Problem 1.7;
+docs/DESIGN.md, "sigma from log-variance").
 
 The noise eps is an input, drawn outside (by ``minivae.distributions``), so a
 test can fix it and every op here is a deterministic function with a backward.
@@ -164,7 +165,7 @@ class CholeskyFactor(Function):
                 f"{log_diag.shape[:-1] + (n_off,)} (D (D - 1) / 2 = {n_off} entries below the "
                 f"diagonal, row by row), got {offdiag.shape}"
             )
-        self.rows, self.cols = (xp.asarray(i) for i in B.np.tril_indices(d, -1))
+        self.rows, self.cols = xp.tril_indices(d, -1)  # the entries below the diagonal, row by row
         self.idx = xp.arange(d)
         self.diag = xp.exp(log_diag)  # (..., D), positive
         L = xp.zeros(log_diag.shape + (d,), dtype=log_diag.dtype)  # (..., D, D)

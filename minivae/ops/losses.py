@@ -7,8 +7,9 @@ where the plain composition (log of a sigmoid) overflows.
 from __future__ import annotations
 
 from minivae import backend as B
-from minivae.ops.binary import broadcast_shapes, unbroadcast
-from minivae.ops.elementwise import sigmoid_from_exp, softplus_and_exp
+from minivae import fast
+from minivae.ops.binary import broadcast_shapes, check_trailing_shape, unbroadcast
+from minivae.ops.elementwise import stable_sigmoid, stable_softplus
 from minivae.ops.reduce import _log_softmax
 from minivae.tensor import Function
 
@@ -20,78 +21,37 @@ class BernoulliLogProb(Function):
         if logits.shape != x.shape:
             broadcast_shapes("bernoulli_log_prob", logits.shape, x.shape)
         self.logits, self.x = logits, x
-        softplus, self.e = softplus_and_exp(logits)  # e = e^-|l| is kept for the backward
-        out = x * logits  # (broadcast shape)
-        out -= softplus
-        return out
+        return x * logits - stable_softplus(logits)  # (broadcast shape)
 
     def backward(self, grad_out):
         # d/dl = x - sigmoid(l), d/dx = l
         gl = gx = None
         if self.needs_input_grad[0]:
-            sig = sigmoid_from_exp(self.logits, self.e)  # from the saved e = e^-|l|
-            d = self.x - sig  # (broadcast shape)
-            d *= grad_out
-            gl = unbroadcast(d, self.logits.shape)
+            gl = unbroadcast(grad_out * (self.x - stable_sigmoid(self.logits)), self.logits.shape)
         if self.needs_input_grad[1]:
             gx = unbroadcast(grad_out * self.logits, self.x.shape)
         return gl, gx
 
 
-BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
-
-
-def _bernoulli_rows(logits, x, keep_e: bool):
-    """sum_d x_d l_d - softplus(l_d) over the last axis, and e = e^-|l| if asked (raw arrays)."""
-    softplus, e = softplus_and_exp(logits)
-    xl = x * logits
-    xl -= softplus
-    return xl.sum(axis=-1), (e if keep_e else None)
-
-
 class BernoulliLogLikelihood(Function):
     """log p(x | logits) = sum_d [x_d l_d - softplus(l_d)]: the per-example sum over the last axis
 
-    logits (..., B, D), x (B, D) -> (..., B). The fused fast path of
-    bernoulli_log_prob(...).sum(-1): without gradients (evaluation, importance
-    sampling) it works through cache-sized blocks and never stores a full-size array.
+    logits (..., B, D), x (B, D) -> (..., B): bernoulli_log_prob(...).sum(-1) as one op.
     """
 
     def forward(self, logits, x):
-        xp = B.xp
-        if x.ndim < 1 or logits.shape[logits.ndim - x.ndim:] != x.shape:
-            raise ValueError(
-                f"bernoulli_log_likelihood: logits of shape {logits.shape} do not end with the "
-                f"shape of x {x.shape}"
-            )
+        check_trailing_shape("bernoulli_log_likelihood", ("logits", "x"), logits.shape, x.shape)
         self.logits, self.x = logits, x
-        if any(self.needs_input_grad):  # training: one pass, keep e^-|l| for the backward
-            out, self.e = _bernoulli_rows(logits, x, keep_e=True)
-            return out
-        lead = logits.shape[: logits.ndim - x.ndim]  # sample axes that x broadcasts over
-        flat = logits.reshape((-1,) + x.shape)  # (M, B, D): a view
-        out = xp.empty(flat.shape[:-1], dtype=xp.result_type(logits, x))  # (M, B)
-        if x.ndim >= 2 and x.shape[0] > 1 and flat.shape[0] == 1:
-            step = max(1, BLOCK_ELEMENTS // max(1, x[0].size))  # blocks of rows of x
-            for r in range(0, x.shape[0], step):
-                out[0, r : r + step] = _bernoulli_rows(flat[0, r : r + step], x[r : r + step], False)[0]
-        else:
-            step = max(1, BLOCK_ELEMENTS // max(1, x.size))  # blocks of samples
-            for m in range(0, flat.shape[0], step):
-                out[m : m + step] = _bernoulli_rows(flat[m : m + step], x, False)[0]
-        return out.reshape(lead + x.shape[:-1])
+        return (x * logits - stable_softplus(logits)).sum(axis=-1)
 
     def backward(self, grad_out):
-        # d/dl_d = x_d - sigmoid(l_d) (times the upstream gradient of its row), d/dx_d = l_d
-        gl = gx = None
+        # d/dl_d = x_d - sigmoid(l_d), d/dx_d = l_d, each times the upstream gradient of its row
         g = grad_out[..., None]  # (..., B, 1): each row's gradient spread over its D entries
+        gl = gx = None
         if self.needs_input_grad[0]:
-            sig = sigmoid_from_exp(self.logits, self.e)  # from the saved e = e^-|l|
-            d = self.x - sig
-            d *= g
-            gl = d
+            gl = (self.x - stable_sigmoid(self.logits)) * g  # (..., B, D), the shape of logits
         if self.needs_input_grad[1]:
-            gx = unbroadcast(self.logits * g, self.x.shape)
+            gx = unbroadcast(self.logits * g, self.x.shape)  # summed over the sample axes
         return gl, gx
 
 
@@ -154,11 +114,14 @@ class CrossEntropy(Function):
 
 
 def bernoulli_log_prob(logits, x):
-    return BernoulliLogProb.apply(logits, x)
+    """x * l - softplus(l); minivae.fast.BernoulliLogProb while minivae.fast.enabled."""
+    return (fast.BernoulliLogProb if fast.enabled else BernoulliLogProb).apply(logits, x)
 
 
 def bernoulli_log_likelihood(logits, x):
-    return BernoulliLogLikelihood.apply(logits, x)
+    """sum_d [x_d l_d - softplus(l_d)]; minivae.fast.BernoulliLogLikelihood while fast.enabled."""
+    op = fast.BernoulliLogLikelihood if fast.enabled else BernoulliLogLikelihood
+    return op.apply(logits, x)
 
 
 def gaussian_log_prob(x, mean, log_var):

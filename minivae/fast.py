@@ -1,0 +1,331 @@
+"""Fast paths: measured speed-ups of a few ops and of Adam, kept apart from the plain core.
+
+The ops in ``minivae/ops/`` and the optimizers in ``minivae/optim.py`` are written as
+their formulas; read those first. This module holds faster versions of some of them.
+Each one was measured (the comment above it names the section of
+``benchmarks/BENCHMARKS.md`` that holds the numbers) and each is tested against the
+plain version it stands in for, values and gradients, in ``tests/test_fast_paths.py``.
+
+    log1p_by_log, log1p_unit    log(1 + e) for e in [0, 1] from the vectorized log (float32, cpu)
+    sigmoid_from_exp            sigmoid(x) rebuilt from a saved e^-|x|
+    softplus_and_exp            softplus(x) and e^-|x| in one pass, in place
+    Softplus                    the softplus op on those two
+    BernoulliLogProb            the Bernoulli log-likelihood per element on those two
+    BernoulliLogLikelihood      the same summed per example, in cache-sized blocks without gradients
+    Adam                        Adam on decayed sums, constants folded, scratch buffers reused
+    flush_subnormal             Adam's first moment set to 0 below the normal range
+
+**The switch.** ``minivae.fast.enabled`` is True unless the environment variable
+``MINIVAE_FAST`` is ``0`` when minivae is imported. ``set_enabled(False)`` turns it off,
+plainly or for a block: ``with fast.set_enabled(False): ...``. The ops read it at every
+call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``); ``Adam(...)``
+reads it when it is built (it builds a ``fast.Adam`` while it is on). The results match
+the plain versions to a few units in the last place, not always bit for bit, so
+reproduce a run with the setting it ran with. The other ops have no fast version.
+
+M2's fast sum over y changes how that model evaluates its bound rather than an op, so it
+stays with the model (``minivae/models/m2.py``, ``fast_sum_over_y``) and its own tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from minivae import backend as B
+from minivae import optim
+from minivae.ops.binary import broadcast_shapes, check_trailing_shape, unbroadcast
+from minivae.tensor import Function
+
+_env = os.environ.get("MINIVAE_FAST", "1").strip() or "1"
+if _env not in ("0", "1"):
+    raise ValueError(
+        f"MINIVAE_FAST={_env!r}: set it to 1 (the fast paths, the default) or 0 (plain ops only)"
+    )
+enabled = _env == "1"
+
+OPS = ("softplus", "bernoulli_log_prob", "bernoulli_log_likelihood")  # the ops with a fast version
+
+
+class _Restore:
+    """Returned by set_enabled: a no-op, or a context manager that puts the old setting back."""
+
+    def __init__(self, previous: bool):
+        self._previous = previous
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        set_enabled(self._previous)
+        return False
+
+
+def set_enabled(flag: bool) -> _Restore:
+    """Turn the fast paths on or off; usable plainly or as ``with set_enabled(False):``."""
+    global enabled
+    previous = enabled
+    enabled = bool(flag)
+    return _Restore(previous)
+
+
+# ----------------------------------------------------------------------------- raw-array kernels
+
+# BENCHMARKS.md, "Measurements behind single decisions (AMD, 2026-12-01)", rows "log(1 + e^-|l|)":
+# NumPy on AVX2 has a SIMD log but only a scalar log1p. For float32 the corrected log is
+# 3.32 times faster at 2.5e-7 relative difference; for float64 log1p itself is faster (0.92).
+# On the GPU log1p is native. So: the corrected log for float32 on the cpu only.
+
+
+def log1p_unit(e):
+    """log(1 + e) for e in [0, 1] (raw arrays): log1p_by_log for float32 on the cpu, else log1p."""
+    if B.device == "gpu" or e.dtype.itemsize > 4:
+        return B.xp.log1p(e)
+    return log1p_by_log(e)
+
+
+def log1p_by_log(e):
+    """log(1 + e) for e in [0, 1] from the vectorized log, with one correction step (raw arrays).
+
+    u = fl(1 + e) is rounded, but its rounding error d = e - (u - 1) is exact (Fast2Sum), and
+    log(1 + e) = log(u) + log(1 + d / u) = log(u) + d / u up to (d / u)^2 / 2, far below one
+    unit in the last place. So it equals log1p(e) to the accuracy of log, and stays exact in
+    the tail (u = 1 gives d = e).
+    """
+    xp = B.xp
+    u = e + 1.0
+    d = u - 1.0
+    xp.subtract(e, d, out=d)  # d = e - (u - 1): the exact rounding error of 1 + e
+    d /= u
+    out = xp.log(u, out=u)
+    out += d
+    return out
+
+
+# BENCHMARKS.md, "Measurements behind single decisions (AMD, 2026-12-01)", rows "sigmoid(l) from
+# e^-|l|": the numerator max(e, [x >= 0]) by arithmetic is 12.2 (float32) and 7.58 (float64)
+# times faster than the masked multiply it replaced, and needs no second exp in the backward.
+
+
+def sigmoid_from_exp(x, e):
+    """sigmoid(x) from e = e^-|x|: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0 (raw arrays).
+
+    The numerator is max(e, [x >= 0]): 1 for x >= 0 (since e <= 1), e otherwise; NaN stays
+    NaN. The same arithmetic as the plain ``where(x >= 0, 1, e) / (1 + e)``, bit for bit.
+    """
+    xp = B.xp
+    num = xp.empty_like(e)
+    xp.greater_equal(x, 0, out=num)  # 1.0 where x >= 0, else 0.0
+    xp.maximum(num, e, out=num)
+    num /= e + 1.0
+    return num
+
+
+# BENCHMARKS.md, "Softplus: `logaddexp(0, x)` against `max(x, 0) + log1p(exp(-|x|))`": the
+# written-out form, in place, 0.226 ms against 2.507 ms; with log1p_unit for its log term.
+
+
+def softplus_and_exp(x):
+    """(softplus(x), e^-|x|) for raw arrays: max(x, 0) + log(1 + e^-|x|), computed in place.
+
+    e^-|x| is returned so that a backward can rebuild sigmoid(x) with ``sigmoid_from_exp``
+    instead of a second exp.
+    """
+    xp = B.xp
+    e = xp.abs(x)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)  # e^-|x|, in (0, 1]
+    t = log1p_unit(e)  # log(1 + e^-|x|)
+    t += xp.maximum(x, 0.0)
+    return t, e
+
+
+# ----------------------------------------------------------------------------- ops
+
+
+class Softplus(Function):
+    """y = log(1 + e^x); fast version of ops.elementwise.Softplus (keeps e^-|x| for the backward)"""
+
+    def forward(self, x):
+        y, self.e = softplus_and_exp(x)
+        self.x = x
+        return y
+
+    def backward(self, grad_out):
+        # dy/dx = sigmoid(x), from the saved e = e^-|x|
+        return (grad_out * sigmoid_from_exp(self.x, self.e),)
+
+
+class BernoulliLogProb(Function):
+    """log p(x | logits) = x * l - softplus(l); fast version of ops.losses.BernoulliLogProb"""
+
+    def forward(self, logits, x):
+        if logits.shape != x.shape:
+            broadcast_shapes("bernoulli_log_prob", logits.shape, x.shape)
+        self.logits, self.x = logits, x
+        softplus, self.e = softplus_and_exp(logits)  # e = e^-|l| is kept for the backward
+        out = x * logits  # (broadcast shape)
+        out -= softplus
+        return out
+
+    def backward(self, grad_out):
+        # d/dl = x - sigmoid(l), d/dx = l
+        gl = gx = None
+        if self.needs_input_grad[0]:
+            d = self.x - sigmoid_from_exp(self.logits, self.e)  # (broadcast shape)
+            d *= grad_out
+            gl = unbroadcast(d, self.logits.shape)
+        if self.needs_input_grad[1]:
+            gx = unbroadcast(grad_out * self.logits, self.x.shape)
+        return gl, gx
+
+
+# BENCHMARKS.md, "Importance-sampled test NLL, K = 5000, 10000 test images": the evaluation
+# this path serves took 0.86 of PyTorch's time on the same weights. Without gradients the
+# sum runs over cache-sized blocks, so no full-size per-pixel array is written to memory
+# and read back. (A figure for the whole evaluation: the blocks were not timed alone.)
+
+BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
+
+
+def _bernoulli_rows(logits, x, keep_e: bool):
+    """sum_d x_d l_d - softplus(l_d) over the last axis, and e = e^-|l| if asked (raw arrays)."""
+    softplus, e = softplus_and_exp(logits)
+    xl = x * logits
+    xl -= softplus
+    return xl.sum(axis=-1), (e if keep_e else None)
+
+
+class BernoulliLogLikelihood(Function):
+    """log p(x | logits) = sum_d [x_d l_d - softplus(l_d)]; fast ops.losses.BernoulliLogLikelihood
+
+    logits (..., B, D), x (B, D) -> (..., B). With gradients: one pass that keeps e^-|l|
+    for the backward. Without (evaluation, importance sampling): cache-sized blocks.
+    """
+
+    def forward(self, logits, x):
+        xp = B.xp
+        check_trailing_shape("bernoulli_log_likelihood", ("logits", "x"), logits.shape, x.shape)
+        self.logits, self.x = logits, x
+        if any(self.needs_input_grad):  # training: one pass, keep e^-|l| for the backward
+            out, self.e = _bernoulli_rows(logits, x, keep_e=True)
+            return out
+        lead = logits.shape[: logits.ndim - x.ndim]  # sample axes that x broadcasts over
+        flat = logits.reshape((-1,) + x.shape)  # (M, B, D): a view
+        out = xp.empty(flat.shape[:-1], dtype=xp.result_type(logits, x))  # (M, B)
+        if x.ndim >= 2 and x.shape[0] > 1 and flat.shape[0] == 1:
+            step = max(1, BLOCK_ELEMENTS // max(1, x[0].size))  # blocks of rows of x
+            for r in range(0, x.shape[0], step):
+                rows = slice(r, r + step)
+                out[0, rows] = _bernoulli_rows(flat[0, rows], x[rows], False)[0]
+        else:
+            step = max(1, BLOCK_ELEMENTS // max(1, x.size))  # blocks of samples
+            for m in range(0, flat.shape[0], step):
+                out[m : m + step] = _bernoulli_rows(flat[m : m + step], x, False)[0]
+        return out.reshape(lead + x.shape[:-1])
+
+    def backward(self, grad_out):
+        # d/dl_d = x_d - sigmoid(l_d) (times the upstream gradient of its row), d/dx_d = l_d
+        gl = gx = None
+        g = grad_out[..., None]  # (..., B, 1): each row's gradient spread over its D entries
+        if self.needs_input_grad[0]:
+            gl = self.x - sigmoid_from_exp(self.logits, self.e)  # from the saved e = e^-|l|
+            gl *= g
+        if self.needs_input_grad[1]:
+            gx = unbroadcast(self.logits * g, self.x.shape)
+        return gl, gx
+
+
+# ----------------------------------------------------------------------------- Adam
+
+# BENCHMARKS.md, "Measurements behind single decisions (AMD, 2026-12-01)", rows "Adam: 10
+# passes on decayed sums vs 13 on moments": 1.82 times faster in float32, 1.21 in float64,
+# over the eight parameter arrays of the 784-400-20 VAE (6.7e-8 and 8.9e-16 in the weights
+# after ten steps). The row "Adam: 65536-element blocks vs whole arrays" is why the update
+# runs over whole arrays.
+
+
+def adam_on_decayed_sums(w, g, g_sum, g2_sum, tmp, b1: float, b2: float, step: float, eps: float):
+    """One Adam update in place, in 10 passes over memory (raw arrays, any matching blocks).
+
+    g_sum M and g2_sum V are decayed sums, M <- b1 M + g and V <- b2 V + g^2, so that the
+    moments are m = (1 - b1) M and v = (1 - b2) V. Then
+        lr m_hat / (sqrt(v_hat) + eps) = step M / (sqrt(V) + eps'),
+        r = sqrt((1 - b2) / (1 - b2^t)),  step = lr (1 - b1) / ((1 - b1^t) r),  eps' = eps / r,
+    every constant folded into two numbers (``Adam.step`` computes them once per step).
+    tmp is a scratch array of w's shape, reused so that a step allocates nothing.
+    """
+    xp = B.xp
+    g_sum *= b1
+    g_sum += g  # M <- b1 M + g
+    g2_sum *= b2
+    xp.multiply(g, g, out=tmp)
+    g2_sum += tmp  # V <- b2 V + g^2
+    xp.sqrt(g2_sum, out=tmp)
+    tmp += eps
+    xp.divide(g_sum, tmp, out=tmp)
+    tmp *= step
+    w -= tmp  # w <- w - step M / (sqrt(V) + eps') = w - lr m_hat / (sqrt(v_hat) + eps)
+
+
+# BENCHMARKS.md, "Subnormal numbers (Intel, 2026-12-02)": 20 Adam steps on a 1024 x 256 weight
+# with a quarter of its rows at M = 1e-39 took 45 ms with the flush and 96 ms without; lesson
+# 03 took 677 s instead of 862 s, with the same printed numbers.
+
+
+def flush_subnormal(a, tmp, mask) -> None:
+    """Set the entries of a whose magnitude is below the smallest normal float to 0, in place.
+
+    tmp (a's shape and dtype) and mask (a's shape, bool) are scratch arrays. A weight whose
+    gradient is mostly 0 (the first layer's row of a pixel that is rarely on) sees its M
+    decay by b1 per step into the subnormal range and stay there some 150 steps; NumPy's
+    arithmetic on subnormal numbers is many times slower. The zeroed entries moved their
+    weight by less than tiny / eps anyway.
+    """
+    B.xp.abs(a, out=tmp)
+    B.xp.less(tmp, B.xp.finfo(a.dtype).tiny, out=mask)
+    B.xp.copyto(a, 0, where=mask)
+
+
+class Adam(optim.Adam):
+    """Adam (Kingma & Ba 2015) on decayed sums; the fast version of ``minivae.optim.Adam``.
+
+    The same update as the plain class (``adam_on_decayed_sums`` says why), with the first
+    moment's subnormal entries flushed to 0 after each update (``flush_subnormal``). Its
+    state is M and V (``g_sum``, ``g2_sum``); its state dict saves them under those names,
+    and ``load_state_dict`` also reads the plain class's m and v (M = m / (1 - b1)).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr, betas, eps)
+        self.g_sum, self.g2_sum = self.m, self.v  # the zero arrays, now M and V
+        del self.m, self.v  # no moments m, v here: (1 - b1) M and (1 - b2) V are them
+        self.scratch = [B.xp.empty_like(p.data) for p in self.params]
+        self.subnormal = [B.xp.empty(p.shape, dtype=bool) for p in self.params]
+
+    def step(self) -> None:
+        t = self.steps + 1  # the step about to be taken
+        r = math.sqrt((1.0 - self.b2) / (1.0 - self.b2**t))
+        self._step_size = self.lr * (1.0 - self.b1) / ((1.0 - self.b1**t) * r)
+        self._eps = self.eps / r
+        super().step()
+
+    def update(self, k, w, g):
+        adam_on_decayed_sums(w, g, self.g_sum[k], self.g2_sum[k], self.scratch[k],
+                             self.b1, self.b2, self._step_size, self._eps)  # fmt: skip
+        flush_subnormal(self.g_sum[k], self.scratch[k], self.subnormal[k])
+
+    def state_arrays(self):
+        state = {f"g_sum.{k}": a for k, a in enumerate(self.g_sum)}
+        state.update({f"g2_sum.{k}": a for k, a in enumerate(self.g2_sum)})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Also reads the plain Adam's moments: M = m / (1 - b1), V = v / (1 - b2)."""
+        state = dict(state)
+        for k in range(len(self.params)):
+            if f"state.g_sum.{k}" not in state and f"state.m.{k}" in state:
+                state[f"state.g_sum.{k}"] = state.pop(f"state.m.{k}") / (1.0 - self.b1)
+            if f"state.g2_sum.{k}" not in state and f"state.v.{k}" in state:
+                state[f"state.g2_sum.{k}"] = state.pop(f"state.v.{k}") / (1.0 - self.b2)
+        optim.Optimizer.load_state_dict(self, state)
