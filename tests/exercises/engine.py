@@ -94,12 +94,15 @@ def _chain():
 def _fan_out():
     x = _leaf([[0.3, -0.7, 1.1], [2.0, -0.2, 0.5]], "x")
     a = _named(x * x, "a = x * x")  # one op with the same tensor twice among its parents
-    out = _named((a + x * 3.0 + ops.exp(x)).sum(), "out")
+    b = _named(x * 3.0, "b = 3 x")
+    c = _named(ops.exp(x), "c = exp(x)")
+    s = _named(a + b, "a + b")
+    out = _named((s + c).sum(), "out = sum(a + b + c)")
     return Graph(
         "fan-out: out = sum(x * x + 3 x + exp(x)), x used four times",
         out,
         _ones(out),
-        {"x": x, "a": a},
+        {"x": x, "a": a, "b": b, "c": c},
     )
 
 
@@ -107,7 +110,7 @@ def _diamond():
     x = _leaf([0.2, -0.4, 0.9], "x")
     a = _named(x * 2.0, "a = 2 x")
     b = _named(ops.exp(a), "b = exp(a)")
-    c = _named(ops.tanh(b) * a, "c = tanh(b) * a")  # a reaches c directly and through b
+    c = _named(_named(ops.tanh(b), "tanh(b)") * a, "c = tanh(b) * a")  # a: directly and via b
     out = _named(c.sum(), "out = sum(c)")
     return Graph(
         "diamond: a feeds c directly and through b = exp(a), c = tanh(b) * a",
@@ -122,8 +125,10 @@ def _shared_weight():
     x2 = _leaf([[1.0, 0.4], [-0.6, 0.9], [0.1, -1.3]], "x2", requires_grad=False)
     W = _leaf([[0.7, -0.3, 0.2], [0.1, 0.5, -0.8]], "W")
     b = _leaf([0.05, -0.1, 0.2], "b")
-    h1 = _named(ops.tanh(x1 @ W + b), "h1 = tanh(x1 W + b)")  # b broadcast over the rows
-    h2 = _named(ops.sigmoid(x2 @ W), "h2 = sigmoid(x2 W)")
+    u1 = _named(x1 @ W, "x1 W")
+    u2 = _named(x2 @ W, "x2 W")
+    h1 = _named(ops.tanh(_named(u1 + b, "x1 W + b")), "h1 = tanh(x1 W + b)")  # b broadcast
+    h2 = _named(ops.sigmoid(u2), "h2 = sigmoid(x2 W)")
     out = _named((h1 * h2).sum(), "out = sum(h1 * h2)")
     return Graph(
         "shared weight: W used by two layers, the bias b broadcast over the batch",
@@ -136,7 +141,7 @@ def _shared_weight():
 def _constants():
     x = _leaf([1.0, -2.0, 0.5], "x")
     c = _leaf([0.3, 0.3, -1.0], "c", requires_grad=False)  # a constant inside the graph
-    a = _named(x * c + ops.exp(c), "a = x * c + exp(c)")
+    a = _named(_named(x * c, "x * c") + ops.exp(c), "a = x * c + exp(c)")
     out = _named((a * x).sum(), "out = sum(a * x)")
     return Graph(
         "constants: c needs no gradient and must get none",
@@ -149,15 +154,15 @@ def _constants():
 def _long_chain(n=3000):
     x = _leaf([0.5, -0.25], "x")
     y = x
-    for _ in range(n):
-        y = y * 1.0005
+    for k in range(n):
+        y = _named(y * 1.0005, f"y{k + 1} = 1.0005 y{k}")
     out = _named(y.sum(), "out")
     return Graph(f"long chain: {n} multiplications in a row", out, _ones(out), {"x": x})
 
 
 def _non_scalar_root():
     x = _leaf([[0.1, 0.2, -0.3], [0.4, -0.5, 0.6]], "x")
-    y = _named(ops.sigmoid(x) * x, "y = sigmoid(x) * x")
+    y = _named(_named(ops.sigmoid(x), "sigmoid(x)") * x, "y = sigmoid(x) * x")
     g = np.array([[1.0, -2.0, 0.5], [0.25, 3.0, -1.0]])
     return Graph("non-scalar root: y (2, 3) with a given grad_out", y, g, {"x": x})
 
