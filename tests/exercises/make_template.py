@@ -36,7 +36,11 @@ The functions follow the lessons (lessons/00_... to lessons/06_...). Three kinds
   outputs named under "returns", in that order. minivae computes the same quantity on
   the same inputs and the numbers must agree.
 - topological_order(root) and backward_walk(root, grad_out): minivae's backward graph
-  walk, checked on small graphs against Tensor.backward.
+  walk, checked on small graphs against Tensor.backward. A Tensor t made by an op has
+  t._ctx, that op's Function: t._ctx.parents are its input Tensors, and
+  t._ctx.backward(g) returns one gradient per parent (None where a parent needs none).
+  A leaf has t._ctx None. t.requires_grad says whether a gradient flows into t, and a
+  leaf keeps its gradient in t.grad.
 
 A function that still raises NotImplementedError (or is missing) is reported as
 skipped, "not attempted". tests/exercises/README.md explains the checks and their
