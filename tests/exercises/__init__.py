@@ -1,1 +1,2 @@
-"""Gradient-check exercises: derive a backward pass, check it against central differences (see README.md here)."""
+"""The exercises: derive a backward pass, compute a quantity of the lectures, or write the
+backward graph walk, and let minivae check it (README.md here says how)."""

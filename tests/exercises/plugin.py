@@ -1,22 +1,27 @@
-"""pytest plugin of the exercises: the ``--answers`` option and the ``exercise_answers`` fixture.
+"""pytest plugin of the exercises: the ``--answers`` and ``--exercise`` options, ``exercise_answers``.
 
     python -m pytest tests/exercises --answers my_answers.py -v
+    python -m pytest tests/exercises --answers my_answers.py --exercise kl_diag
 
-With ``--answers PATH`` the checks in tests/exercises/test_gradients.py run on the
-``*_backward`` functions of that file; without it, on the reference answers
-(minivae's own backward passes). pytest reads options only from the rootdir
-conftest or a plugin, so tests/conftest.py registers this module with
-``pytest_plugins = ["tests.exercises.plugin"]`` (or pass ``-p tests.exercises.plugin``).
+With ``--answers PATH`` the checks in tests/exercises/test_*.py run on the functions
+of that file; without it, on the reference answers (tests/exercises/reference.py).
+``--exercise NAME`` (repeatable, or comma-separated) keeps only the checks of the
+named exercises: a function's name (``kl_diag_backward``) or an exercise's name
+(``kl_diag``: its value and its gradient exercise); every other test is deselected.
+pytest reads options only from the rootdir conftest or a plugin, so pyproject.toml
+loads this module with ``-p tests.exercises.plugin``.
 """
 
 from __future__ import annotations
 
+import difflib
 import traceback
 from pathlib import Path
 
 import pytest
 
 from tests.exercises.check import Answers, load_answers, reference_answers
+from tests.exercises.registry import BY_NAME, matching
 
 _ANSWERS = pytest.StashKey[Answers]()
 
@@ -30,6 +35,14 @@ def pytest_addoption(parser):
         help="a Python file with your *_backward functions (a copy of "
         "tests/exercises/template.py) for the exercises to check; without it they check "
         "minivae's own backward passes",
+    )
+    group.addoption(
+        "--exercise",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="check only this exercise: the name of its function (kl_diag_backward) or of the "
+        "exercise (kl_diag, its value and gradient parts); repeat it or separate names by commas",
     )
 
 
@@ -48,6 +61,42 @@ def pytest_configure(config):
         raise pytest.UsageError(
             f"--answers: could not import {path.name}:\n{traceback.format_exc(limit=-3)}"
         ) from None
+
+
+def _selected(config) -> set | None:
+    """The answer names picked by --exercise, or None when the option is not given."""
+    names = [n.strip() for arg in config.getoption("exercise", default=[]) for n in arg.split(",")]
+    names = [n for n in names if n]
+    if not names:
+        return None
+    picked = set()
+    for name in names:
+        found = matching(name)
+        if not found:
+            close = difflib.get_close_matches(name, list(BY_NAME), n=3)
+            raise pytest.UsageError(
+                f"--exercise: no exercise called {name!r}"
+                + (f"; did you mean {', '.join(close)}?" if close else "")
+                + f" (the exercises: {', '.join(BY_NAME)})"
+            )
+        picked.update(e.answer_name for e in found)
+    return picked
+
+
+def pytest_collection_modifyitems(config, items):
+    picked = _selected(config)
+    if picked is None:
+        return
+    here = Path(__file__).resolve().parent
+    keep, drop = [], []
+    for item in items:
+        exercise = getattr(getattr(item, "callspec", None), "params", {}).get("exercise")
+        in_here = Path(str(item.path)).resolve().parent == here
+        chosen = in_here and getattr(exercise, "answer_name", None) in picked
+        (keep if chosen else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_report_header(config):

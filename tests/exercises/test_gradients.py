@@ -1,4 +1,4 @@
-"""Gradient checks of the exercises, one test per entry of tests/exercises/registry.py.
+"""Gradient checks of the gradient exercises (tests/exercises/gradients.py), one test each.
 
     python -m pytest tests/exercises --answers my_answers.py -v
 
@@ -14,11 +14,13 @@ import pytest
 from tests.exercises.check import FAILED, NOT_ATTEMPTED, check_answer
 from tests.exercises.registry import EXERCISES
 
+GRADIENT_EXERCISES = [e for e in EXERCISES if e.kind == "gradient"]
 
-@pytest.mark.parametrize("exercise", EXERCISES, ids=[e.name for e in EXERCISES])
+
+@pytest.mark.parametrize("exercise", GRADIENT_EXERCISES, ids=[e.name for e in GRADIENT_EXERCISES])
 def test_gradient(exercise, exercise_answers):
-    backward = exercise_answers.lookup(exercise)
-    outcome = check_answer(exercise, backward, source=exercise_answers.label)
+    answer = exercise_answers.lookup(exercise)
+    outcome = check_answer(exercise, answer, source=exercise_answers.label)
     if outcome.status == NOT_ATTEMPTED:
         pytest.skip(outcome.message)
     if outcome.status == FAILED:
