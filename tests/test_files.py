@@ -134,3 +134,17 @@ def test_a_bare_non_finite_value_is_reported():
 def test_non_string_keys_are_refused():
     with pytest.raises(TypeError, match="keys must be strings"):
         files.dumps_json({1: 2})
+
+
+def test_figures_checkpoints_and_json_share_one_mode(tmp_path, umask_022):
+    from minivae import plots
+    from minivae.checkpoint import save_checkpoint
+    from minivae.models import build_model
+
+    figure = plots.bar_plot([1, 2], ["a", "b"], tmp_path / "fig.png", "t", "v")
+    ckpt = save_checkpoint(tmp_path / "checkpoint.npz",
+                           build_model({"kind": "vae", "x_dim": 4, "hidden": [3], "latent": 2}))
+    files.atomic_write_json(tmp_path / "summary.json", {"elbo": -1.0})
+    modes = {mode(p) for p in (figure, ckpt, tmp_path / "summary.json")}
+    assert modes == {0o644}
+    assert leftovers(tmp_path) == []
