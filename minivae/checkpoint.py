@@ -124,8 +124,8 @@ def read_checkpoint(path) -> tuple[dict, dict, dict]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
             RuntimeError, NotImplementedError, struct.error) as err:  # fmt: skip
         raise CheckpointError(
-            f"{path} is corrupt or not a minivae checkpoint ({err}); it was not loaded. "
-            "Use another checkpoint, or train again."
+            f"{path} is corrupt or not a minivae checkpoint: its archive is truncated or "
+            f"damaged ({err}); it was not loaded. Use another checkpoint, or train again."
         ) from None
     _check_params(path, params, meta["model_config"])
     _check_optim(path, optim)
@@ -431,10 +431,9 @@ def _non_finite(array) -> str:
     """'' when every value is finite, else how many NaN and infinite values the array holds."""
     if array.dtype.kind not in "fc" or bool(np.isfinite(array).all()):
         return ""
-    n_nan = int(np.isnan(array).sum())
-    n_inf = int(np.isinf(array).sum())
-    return " and ".join(part for part in (f"{n_nan} NaN" if n_nan else "",
-                                          f"{n_inf} infinite" if n_inf else "") if part) + " values"
+    counts = {"NaN": int(np.isnan(array).sum()), "infinite": int(np.isinf(array).sum())}
+    return " and ".join(f"{n} {what} value{'s' if n != 1 else ''}"
+                        for what, n in counts.items() if n)  # fmt: skip
 
 
 def _check_params(path: str, params: dict, config: dict) -> None:

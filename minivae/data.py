@@ -470,7 +470,8 @@ def _load_idx_split(name: str, split: str) -> Dataset:
                         f"{images.dtype} {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{labels_path}: expected {len(images)} labels to match {images_path}, "
-                        f"got shape {labels.shape}")
+                        f"got shape {labels.shape}; the two files are from different sets or "
+                        "one is damaged: delete both and fetch them again")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{labels_path}: labels must lie in 0..9, "
                         f"found {labels.min()}..{labels.max()}")
