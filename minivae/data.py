@@ -12,7 +12,14 @@ Where MNIST and Fashion-MNIST are looked for, in order:
 
 Each folder holds the four standard files, gzipped or not. When a file is missing
 and ``MINIVAE_OFFLINE`` is not "1", it is downloaded into the cache from public
-mirrors and checked against the SHA-256 values below.
+mirrors, checked against the SHA-256 values below and written atomically
+(``minivae.files``). With ``MINIVAE_OFFLINE=1`` nothing is downloaded, not even by
+``download`` itself, and the errors say where to put the files instead.
+
+``read_idx`` trusts no header: the dimensions it declares are checked (exact
+integers, at most ``MAX_IDX_BYTES``) before the payload is read, a gzip stream is
+unpacked a chunk at a time and never past the declared size, and every error is a
+``DataError`` that names the file.
 
 Two data sets need no files at all: ``fashion-mnist-builtin``, a class-balanced
 subset of Fashion-MNIST shipped inside the package (see ``minivae/builtin/README.md``),
@@ -25,14 +32,15 @@ import dataclasses
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import sys
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
 
 from minivae import backend as B
+from minivae.files import atomic_writer
 
 np = B.np  # host-side NumPy (the data live on the host until ``batches`` moves them)
 
@@ -171,41 +179,102 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_idx(path):
-    """Read an IDX file (gzipped or raw, told apart by the gzip magic bytes) into a NumPy array."""
+MAX_IDX_BYTES = 1 << 30  # 1 GiB, over 20 times MNIST's largest file (47 MB unpacked)
+_CHUNK = 1 << 22  # bytes read (and decompressed) at a time
+
+
+def read_idx(path, max_bytes: int = MAX_IDX_BYTES):
+    """Read an IDX file (gzipped or raw, told apart by the gzip magic bytes) into a NumPy array.
+
+    The header is checked before the payload is read: its dimensions give the payload's
+    size (Python integers, so no overflow), which must not exceed ``max_bytes``. A gzip
+    stream is decompressed a chunk at a time and never past that size plus one byte, so a
+    small file that would unpack to gigabytes (a gzip bomb) is refused after reading only
+    what its header declares. Every error is a DataError naming the file.
+    """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataError(
-                f"{path}: the gzip stream is truncated or corrupt ({err}); delete the file "
-                "and fetch it again"
-            ) from err
-    if len(raw) < 4:
-        raise DataError(f"{path}: only {len(raw)} bytes, too short for an IDX header")
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(2) == _GZIP_MAGIC:
+                raw.seek(0)
+                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                    return _read_idx_stream(path, stream, None, max_bytes)
+            raw.seek(0)
+            return _read_idx_stream(path, raw, os.fstat(raw.fileno()).st_size, max_bytes)
+    except DataError:
+        raise
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DataError(
+            f"{path}: the gzip stream is truncated or corrupt ({err}); delete the file "
+            "and fetch it again"
+        ) from err
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or err})") from err
+
+
+def _read_exact(stream, n: int) -> bytearray:
+    """Up to n bytes from stream, read a chunk at a time (fewer only at the end of the data)."""
+    buffer = bytearray(n)
+    view, got = memoryview(buffer), 0
+    while got < n:
+        chunk = stream.read(min(_CHUNK, n - got))
+        if not chunk:
+            break
+        view[got : got + len(chunk)] = chunk
+        got += len(chunk)
+    del view
+    if got < n:
+        del buffer[got:]
+    return buffer
+
+
+def _read_idx_stream(path: Path, stream, file_size, max_bytes: int):
+    """The IDX array from an open stream; file_size is known for a raw file, None for gzip."""
+    magic = _read_exact(stream, 4)
+    if len(magic) < 4:
+        raise DataError(f"{path}: only {len(magic)} bytes, too short for an IDX header")
+    zero0, zero1, code, ndim = magic
     if zero0 != 0 or zero1 != 0 or code not in _IDX_DTYPES or ndim == 0:
         raise DataError(
-            f"{path}: bad IDX magic number {raw[:4].hex()} (expected 0000 then a type code in "
-            f"{sorted(hex(c) for c in _IDX_DTYPES)} then the number of dimensions); "
+            f"{path}: bad IDX magic number {bytes(magic).hex()} (expected 0000 then a type code "
+            f"in {sorted(hex(c) for c in _IDX_DTYPES)} then the number of dimensions); "
             "is this an IDX file?"
         )
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated header ({len(raw)} bytes, {ndim} dims need {header})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    raw_dims = _read_exact(stream, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated header ({4 + len(raw_dims)} bytes, {ndim} dims "
+                        f"need {header})")  # fmt: skip
+    dims = tuple(int.from_bytes(raw_dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
-        fault = "truncated" if len(raw) < expected else "has trailing bytes"
+    payload = math.prod(dims) * dtype.itemsize  # Python integers: exact, however large
+    if payload > max_bytes:
+        raise DataError(
+            f"{path}: the header declares dims {dims} of {dtype.itemsize}-byte items, "
+            f"{payload:,} bytes, more than the {max_bytes:,} bytes an IDX file may hold here; "
+            "the file is corrupt or not a data set file. Delete it and fetch it again"
+        )
+    expected = header + payload
+    if file_size is not None and file_size != expected:  # a raw file: its size tells at once
+        fault = "truncated" if file_size < expected else "has trailing bytes"
         raise DataError(
             f"{path}: file {fault}: dims {dims} of {dtype.itemsize}-byte items need "
-            f"{expected} bytes, found {len(raw)}; delete the file and fetch it again"
+            f"{expected} bytes, found {file_size}; delete the file and fetch it again"
         )
-    array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    return array.astype(dtype.newbyteorder("="))  # a native-order, writable copy
+    data = _read_exact(stream, payload)
+    if len(data) < payload:
+        raise DataError(
+            f"{path}: file truncated: dims {dims} of {dtype.itemsize}-byte items need "
+            f"{expected} bytes, found {header + len(data)}; delete the file and fetch it again"
+        )
+    if stream.read(1):  # one byte more than declared: stop there (a gzip bomb stops here)
+        raise DataError(
+            f"{path}: file has trailing bytes: its data go on past the {expected} bytes that "
+            f"dims {dims} of {dtype.itemsize}-byte items need; it was not read further. "
+            "Delete the file and fetch it again"
+        )
+    array = np.frombuffer(data, dtype=dtype).reshape(dims)  # writable: data is a bytearray
+    return array.astype(dtype.newbyteorder("="), copy=False)  # native byte order
 
 
 # ----------------------------------------------------------------------------- lookup
@@ -268,36 +337,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class DownloadError(DataError):
+    """A download failed on every mirror; ``attempts`` holds one line per URL tried."""
+
+    def __init__(self, message: str, attempts: list):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+def _without_download(name: str) -> list:
+    """The ways to get a data set without downloading, one line each."""
+    names = ", ".join(stem + "(.gz)" for stem in ALL_FILES)
+    put = (f"  - put the four files ({names}) in a folder "
+           f"<DIR>/{_folder(name)}/ and set MINIVAE_DATA=<DIR>;")  # fmt: skip
+    lines = [put]
+    if name == "fashion-mnist":
+        lines.append("  - or on Debian/Ubuntu: apt-get install dataset-fashion-mnist;")
+    lines.append("  - or use the built-in subset that needs no files: fashion-mnist-builtin.")
+    return lines
+
+
 def _fetch(url: str, target: Path, sha256: str) -> None:
-    """Download url to target through a temp file in the same folder; raise on any fault."""
+    """Download url to target atomically (``minivae.files``); raise on any fault, leave nothing."""
     from tqdm import tqdm  # imported here: only a download needs it
 
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        digest = hashlib.sha256()
-        received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length else None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
-                      disable=not sys.stderr.isatty()) as bar:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
-                    bar.update(len(block))
+    digest = hashlib.sha256()
+    received = 0
+    with atomic_writer(target) as out, urllib.request.urlopen(url, timeout=60) as response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length else None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
+                  disable=not sys.stderr.isatty()) as bar:  # fmt: skip
+            for block in iter(lambda: response.read(1 << 16), b""):
+                out.write(block)
+                digest.update(block)
+                received += len(block)
+                bar.update(len(block))
+        # raised inside the block: the temporary file goes, the target is never touched
         if total is not None and received != total:
             raise DataError(f"download interrupted: got {received} of {total} bytes")
         if digest.hexdigest() != sha256:
             raise DataError(f"SHA-256 mismatch: got {digest.hexdigest()}, expected {sha256}")
-        os.replace(tmp, target)  # atomic: the file appears whole or not at all
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def download(name: str, files=None, force: bool = False) -> dict:
-    """Download a data set's .gz files (default: all four) into the user cache; return paths."""
+    """Download a data set's .gz files (default: all four) into the user cache; return paths.
+
+    Refused with a DataError when MINIVAE_OFFLINE=1. Files already in the cache with the
+    right SHA-256 are kept (unless force). Each file is checked against its SHA-256 and
+    written atomically; a failure on every mirror raises a DownloadError that lists each
+    URL's error and the ways to do without a download.
+    """
     name = canonical_name(name)
     if name not in DOWNLOADABLE:
         raise ValueError(f"only {', '.join(DOWNLOADABLE)} can be downloaded, not {name!r}")
@@ -305,8 +395,13 @@ def download(name: str, files=None, force: bool = False) -> dict:
     unknown = [f for f in files if f not in ALL_FILES]
     if unknown:
         raise ValueError(f"unknown file(s) {unknown}: choose from {', '.join(ALL_FILES)}")
+    if _offline():
+        raise DataError(
+            f"not downloading {name}: downloads are off (MINIVAE_OFFLINE=1). Unset "
+            "MINIVAE_OFFLINE (or set it to 0) to download, or do without:\n"
+            + "\n".join(_without_download(name))
+        )
     folder = cache_dir(name)
-    folder.mkdir(parents=True, exist_ok=True)
     paths = {}
     for stem in files:
         target = folder / (stem + ".gz")
@@ -326,21 +421,20 @@ def download(name: str, files=None, force: bool = False) -> dict:
             paths[stem] = target
             break
         else:
-            raise DataError(f"could not download {stem}.gz of {name}:\n" + "\n".join(errors))
+            raise DownloadError(
+                f"could not download {stem}.gz of {name} into {folder}:\n" + "\n".join(errors)
+                + "\nCheck the internet connection and try again, or do without a download:\n"
+                + "\n".join(_without_download(name)),
+                errors,
+            )
     return paths
 
 
 # ----------------------------------------------------------------------------- loading
 
 def _how_to_get(name: str) -> str:
-    lines = [
-        "How to get it:",
-        f"  - put the four files in a folder <DIR>/{_folder(name)}/ and set MINIVAE_DATA=<DIR>;",
-        f"  - or run `minivae download {name}` (needs the internet and MINIVAE_OFFLINE unset);",
-    ]
-    if name == "fashion-mnist":
-        lines.append("  - or on Debian/Ubuntu: apt-get install dataset-fashion-mnist;")
-    lines.append("  - or use the built-in subset that needs no files: fashion-mnist-builtin.")
+    lines = ["How to get it:", *_without_download(name),
+             f"  - or run `minivae download {name}` (needs the internet and MINIVAE_OFFLINE unset)."]
     return "\n".join(lines)
 
 
@@ -364,9 +458,9 @@ def _load_idx_split(name: str, split: str) -> Dataset:
                              "found no local files and downloads are off (MINIVAE_OFFLINE=1)")
         try:
             download(name, files=missing)
-        except DataError as err:
+        except DownloadError as err:
             raise _not_found(name, split, missing, "found no local files and the download failed",
-                             detail=f"Download errors: {err}\n") from err
+                             detail="Download errors:\n" + "\n".join(err.attempts) + "\n") from err
         found = locate(name)
     images_path, labels_path = found[stems[0]], found[stems[1]]
     images = read_idx(images_path)  # (N, 28, 28) uint8
@@ -376,7 +470,8 @@ def _load_idx_split(name: str, split: str) -> Dataset:
                         f"{images.dtype} {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{labels_path}: expected {len(images)} labels to match {images_path}, "
-                        f"got shape {labels.shape}")
+                        f"got shape {labels.shape}; the two files are from different sets or "
+                        "one is damaged: delete both and fetch them again")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{labels_path}: labels must lie in 0..9, "
                         f"found {labels.min()}..{labels.max()}")

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +43,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from minivae.backend import np
+from minivae.files import atomic_writer
 
 __all__ = [
     "bar_plot",
@@ -77,18 +77,10 @@ def _check_path(path) -> Path:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` to ``path`` as a PNG, atomically: temporary file in the same folder, then os.replace."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    """Write ``fig`` to ``path`` as a PNG, atomically (``minivae.files.atomic_writer``)."""
     FigureCanvasAgg(fig)  # attaches the Agg canvas to the figure
-    try:
-        with open(tmp, "xb") as fh:  # "x": never reuse an existing file; honours the umask
-            fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as fh:  # temp file, fsync, os.replace, folder fsync; open()'s mode
+        fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1)
     return path
 
 

@@ -166,6 +166,85 @@ def test_read_idx_tiny_file(tmp_path):
         D.read_idx(path)
 
 
+def gzip_bomb(path: Path, declared: int, members: int) -> Path:
+    """A gzip whose IDX header declares `declared` uint8 items, followed by 16 MiB of zeros
+    per extra gzip member: a file of about 16 KB per member that unpacks to 16 MiB each."""
+    zeros = gzip.compress(bytes(16 << 20))
+    head = gzip.compress(idx_bytes(np.zeros(declared, dtype=np.uint8)))
+    path.write_bytes(head + zeros * members)
+    return path
+
+
+def test_read_idx_stops_a_gzip_bomb_after_the_declared_size(tmp_path):
+    """64 MiB of zeros hide behind a header of 10 items: refused, and memory stays small."""
+    import tracemalloc
+
+    path = gzip_bomb(tmp_path / "bomb-labels.gz", declared=10, members=4)
+    assert path.stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(D.DataError, match="bomb-labels.gz.*trailing bytes.*not read further"):
+            D.read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"read_idx held {peak} bytes at once for a 10-byte payload"
+
+
+def test_read_idx_reads_gzip_in_chunks_not_all_at_once(tmp_path, monkeypatch):
+    """A genuine file larger than a chunk still reads whole, through several reads."""
+    monkeypatch.setattr(D, "_CHUNK", 1000)
+    array = np.arange(5000, dtype=np.int32)
+    back = D.read_idx(write_idx(tmp_path / "big.gz", array, gz=True))
+    np.testing.assert_array_equal(back, array)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_caps_the_declared_size(tmp_path, gz):
+    path = write_idx(tmp_path / "capped.idx", np.zeros(2000, dtype=np.uint8), gz)
+    with pytest.raises(D.DataError, match=r"capped.idx.*2,000 bytes, more than the 1,000"):
+        D.read_idx(path, max_bytes=1000)
+    assert D.read_idx(path, max_bytes=2000).shape == (2000,)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_header_that_overflows_int64(tmp_path, gz):
+    """Five dimensions of 65536: 2^80 items, which wraps around in int64 arithmetic."""
+    header = bytes([0, 0, 0x08, 5]) + (65536).to_bytes(4, "big") * 5
+    path = tmp_path / "overflow-images"
+    path.write_bytes(gzip.compress(header) if gz else header)
+    with pytest.raises(D.DataError, match=r"overflow-images.*\(65536, 65536, 65536, 65536, "
+                                          r"65536\).*1,208,925,819,614,629,174,706,176 bytes"):
+        D.read_idx(path)
+
+
+def test_lesson_fallback_survives_an_overflowing_header(tmp_path, monkeypatch, capsys):
+    folder = make_fake_set(tmp_path / "data" / "mnist")
+    header = bytes([0, 0, 0x08, 5]) + (65536).to_bytes(4, "big") * 5
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(header))
+    monkeypatch.setenv("MINIVAE_DATA", str(tmp_path / "data"))
+    ds = D.load_for_lesson("mnist", "test")
+    assert ds.name == "fashion-mnist-builtin"
+    assert "t10k-images-idx3-ubyte.gz" in capsys.readouterr().out
+
+
+def test_read_idx_names_the_file_when_it_cannot_be_read(tmp_path):
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(D.DataError, match="a-folder.*cannot be read"):
+        D.read_idx(tmp_path / "a-folder")
+    with pytest.raises(D.DataError, match="missing-file.*cannot be read"):
+        D.read_idx(tmp_path / "missing-file")
+
+
+def test_labels_and_images_of_different_counts_are_refused(tmp_path, monkeypatch):
+    folder = make_fake_set(tmp_path / "data" / "mnist", n_test=3)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(4, dtype=np.uint8), gz=True)
+    monkeypatch.setenv("MINIVAE_DATA", str(tmp_path / "data"))
+    with pytest.raises(D.DataError, match=r"t10k-labels-idx1-ubyte.gz: expected 3 labels to "
+                                          r"match .*t10k-images.*got shape \(4,\)"):
+        D.load_dataset("mnist", "test")
+
+
 # ----------------------------------------------------------------------------- names and lookup
 
 def test_unknown_name_lists_valid_names():
@@ -299,6 +378,7 @@ class FakeResponse(io.BytesIO):
 @pytest.fixture
 def served(monkeypatch):
     """Serve fake MNIST .gz files: routes[url] = a response factory or an exception."""
+    monkeypatch.setenv("MINIVAE_OFFLINE", "0")  # downloads allowed (to the fake mirrors only)
     files = {}
     for split in ("train", "test"):
         images, labels = fake_split(4 if split == "train" else 2, seed=1)
@@ -414,6 +494,40 @@ def test_download_rejects_generated_sets_and_unknown_files():
         D.download("shapes")
     with pytest.raises(ValueError, match="unknown file.*train-images-idx3-ubyte"):
         D.download("mnist", files=["train-images.idx3-ubyte"])
+
+
+def test_download_is_refused_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIVAE_OFFLINE", "1")  # no network is touched (urlopen would fail)
+    with pytest.raises(D.DataError) as info:
+        D.download("fashion-mnist")
+    message = str(info.value)
+    for words in ("downloads are off (MINIVAE_OFFLINE=1)", "MINIVAE_DATA=<DIR>", "fashion-mnist/",
+                  "fashion-mnist-builtin", "dataset-fashion-mnist", "Unset MINIVAE_OFFLINE"):
+        assert words in message, words
+    assert not (tmp_path / "xdg-cache" / "minivae").exists()  # no folder made either
+
+
+def test_download_error_points_to_local_files_and_the_builtin_set(served, tmp_path):
+    for url in list(served["routes"]):
+        served["routes"][url] = urllib.error.URLError("name resolution failed")
+    with pytest.raises(D.DownloadError) as info:
+        D.download("mnist", files=["t10k-labels-idx1-ubyte"])
+    message = str(info.value)
+    for words in ("could not download t10k-labels-idx1-ubyte.gz", "name resolution failed",
+                  "MINIVAE_DATA=<DIR>", "fashion-mnist-builtin"):
+        assert words in message, words
+    assert len(info.value.attempts) == 2 and isinstance(info.value, D.DataError)
+
+
+def test_downloaded_files_have_the_usual_mode(served, tmp_path):
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        paths = D.download("mnist", files=["t10k-labels-idx1-ubyte"])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(paths["t10k-labels-idx1-ubyte"].stat().st_mode) == 0o644
 
 
 # ----------------------------------------------------------------------------- built-in subset
