@@ -153,7 +153,7 @@ def test_lesson_reads_as_a_notebook():
     assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
     assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "OUT"}
     # six parts, each opening with the question it answers and asking for a prediction
-    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.M)
+    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
     assert len(parts) == 6 and all(p.endswith("?") for p in parts)
     assert text.count("*Predict:*") == 6
     assert "Understanding Deep Learning, ch. 17, eq. 17.14-17.18" in text
