@@ -60,9 +60,9 @@ SHARED_SETTINGS = {
     "PROGRESS": True,
 }
 QUICK_NOTE = (
-    "QUICK mode: tiny sizes so that the lesson runs in seconds. Its numbers only show that "
-    "the code runs, not what the lesson concludes, and its verdicts are left out. "
-    "Run it without --quick (QUICK = False, MINIVAE_QUICK unset) for the lesson's results."
+    "QUICK mode: tiny sizes so that the lesson runs in seconds. Its numbers only show that\n"
+    "the code runs, not what the lesson concludes: for that, run it without --quick\n"
+    "(QUICK = False, MINIVAE_QUICK unset)."
 )
 
 

@@ -76,7 +76,7 @@ def test_minivae_quick_turns_quick_on_and_says_so_first(tmp_path, monkeypatch, c
     ns = first_cell(tmp_path)
     lesson = common.setup("90_x", ns, argv=[])
     assert ns["QUICK"] is True and lesson.quick
-    assert "numbers only show that the code runs" in capsys.readouterr().out
+    assert "the code runs, not what the lesson concludes" in capsys.readouterr().out
     assert common.parse_args([], "doc").quick is True  # the older form too
     monkeypatch.setenv("MINIVAE_QUICK", "0")
     assert common.setup("90_x", first_cell(tmp_path), argv=[]).quick is False
