@@ -98,17 +98,18 @@ def positive_int(text: str) -> int:
 
 def add_shared_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     """--quick, --device, --seed, --dataset, --out, --no-progress, with the given defaults."""
-    p.add_argument("--quick", action="store_true", default=defaults["QUICK"],
+    d = defaults
+    p.add_argument("--quick", action="store_true", default=d["QUICK"],
                    help="seconds: tiny sizes (what the smoke tests run)")  # fmt: skip
-    p.add_argument("--device", choices=("cpu", "gpu"), default=defaults["DEVICE"],
+    p.add_argument("--device", choices=("cpu", "gpu"), default=d["DEVICE"],
                    help="cpu (NumPy) or gpu (CuPy)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=defaults["SEED"], help="random seed")
-    p.add_argument("--dataset", default=defaults["DATASET"],
-                   help="dataset (falls back to built-in data offline)")  # fmt: skip
-    p.add_argument("--out", default=defaults["OUT"],
-                   help="folder for the lesson's figures and summary")  # fmt: skip
-    p.add_argument("--no-progress", dest="progress", action="store_false",
-                   default=defaults["PROGRESS"], help="no progress bars")  # fmt: skip
+    p.add_argument("--seed", type=int, default=d["SEED"], help=f"random seed (default {d['SEED']})")
+    p.add_argument("--dataset", default=d["DATASET"],
+                   help=f"dataset (default {d['DATASET']}; built-in data offline)")  # fmt: skip
+    p.add_argument("--out", default=d["OUT"],
+                   help=f"folder for the figures and summary (default {d['OUT']})")  # fmt: skip
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=d["PROGRESS"],
+                   help="no progress bars")  # fmt: skip
 
 
 def option_name(setting: str) -> str:
