@@ -1,7 +1,35 @@
-"""What every lesson shares: its command-line options, its output folder, its printed summary.
+"""What every lesson shares: its settings, its output folder, its figures, its printed summary.
 
-Each lesson's ``main(argv)`` calls ``parse_args`` and ``start`` and ends with
-``finish``; nothing else is hidden here.
+A lesson is a percent-format script: ``# %%`` cells that run top to bottom at module
+level, the same way as a script (``python lessons/00_latent_variable_models.py --quick``)
+and as a notebook (Jupyter or VS Code open the file as one; jupytext converts it).
+Every part keeps its results in the module's (the notebook's) namespace. The first
+cells of a lesson look like this:
+
+    # %%
+    QUICK = False  # True: tiny sizes; the numbers then only show that the code runs
+    SEED = 0  # every random draw follows from it
+    DEVICE = "cpu"  # "cpu" (NumPy) or "gpu" (CuPy)
+    DATASET = "mnist"  # falls back to built-in data offline
+    OUT = "runs/lessons"  # figures and summary.json go to OUT/<lesson>/
+    EPOCHS = 10  # a setting of this lesson only
+
+    # %%
+    try:
+        import common  # a script, or a notebook whose kernel started in lessons/
+    except ModuleNotFoundError:
+        from lessons import common  # a kernel started in the repository root
+    lesson = common.setup("02_vae", globals(), own=("EPOCHS",))
+
+``setup`` turns the settings into command-line options when the file runs as a
+script (``--quick --seed 1 --dataset fashion-mnist --epochs 3``) and writes the values
+it was given back into the namespace; in a notebook kernel it leaves sys.argv alone
+and keeps what the learner wrote. ``MINIVAE_QUICK=1`` in the environment turns
+QUICK on in both. Figures go through ``save_figure`` (or ``show`` for the ones that
+``minivae.plots`` saves itself): saved as PNG files and, in a kernel, shown inline.
+
+The older form, ``main(argv)`` with ``parse_args`` and ``Lesson``, still works for
+lessons written that way.
 """
 
 from __future__ import annotations
@@ -11,11 +39,53 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+sys.path.insert(0, os.path.dirname(HERE))  # this checkout's minivae, without installing
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import minivae as mv
+from minivae import backend as B
+
+# The settings every lesson may have, with the value it gets when its first cell leaves one out.
+SHARED_SETTINGS = {
+    "QUICK": False,
+    "SEED": 0,
+    "DEVICE": "cpu",
+    "DATASET": "mnist",
+    "OUT": os.path.join("runs", "lessons"),
+    "PROGRESS": True,
+}
+QUICK_NOTE = (
+    "QUICK mode: tiny sizes so that the lesson runs in seconds. Its numbers only show that\n"
+    "the code runs, not what the lesson concludes: for that, run it without --quick\n"
+    "(QUICK = False, MINIVAE_QUICK unset)."
+)
+
+
+# --------------------------------------------------------------------------- where it runs
+
+
+def in_kernel() -> bool:
+    """True when the code runs in a notebook kernel (Jupyter, VS Code, Colab), not as a script.
+
+    Asks IPython for its running shell: a kernel's shell has a ``kernel``; a script has no
+    shell, and a terminal IPython's ``%run`` passes arguments like a script.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def quick_from_env() -> bool:
+    """MINIVAE_QUICK=1 (or true, yes, on): every lesson runs in quick mode."""
+    return os.environ.get("MINIVAE_QUICK", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# --------------------------------------------------------------------------- options
 
 
 def positive_int(text: str) -> int:
@@ -26,16 +96,114 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_shared_options(p: argparse.ArgumentParser, defaults: dict) -> None:
+    """--quick, --device, --seed, --dataset, --out, --no-progress, with the given defaults."""
+    d = defaults
+    p.add_argument("--quick", action="store_true", default=d["QUICK"],
+                   help="seconds: tiny sizes (what the smoke tests run)")  # fmt: skip
+    p.add_argument("--device", choices=("cpu", "gpu"), default=d["DEVICE"],
+                   help="cpu (NumPy) or gpu (CuPy)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=d["SEED"], help=f"random seed (default {d['SEED']})")
+    p.add_argument("--dataset", default=d["DATASET"],
+                   help=f"dataset (default {d['DATASET']}; built-in data offline)")  # fmt: skip
+    p.add_argument("--out", default=d["OUT"],
+                   help=f"folder for the figures and summary (default {d['OUT']})")  # fmt: skip
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=d["PROGRESS"],
+                   help="no progress bars")  # fmt: skip
+
+
+def option_name(setting: str) -> str:
+    """EPOCHS -> --epochs, NLL_K -> --nll-k."""
+    return "--" + setting.lower().replace("_", "-")
+
+
+def _own_type(name: str, value, given):
+    if given is not None:
+        return given
+    if isinstance(value, bool) or value is None or not isinstance(value, (int, float, str)):
+        raise TypeError(
+            f"setting {name} = {value!r}: setup() can read an int, float or str from the command "
+            f"line, and a bool as --flag/--no-flag; give its type with own={{{name!r}: type}}"
+        )
+    return type(value)
+
+
+def setup(name: str, namespace: dict, own=(), argv=None) -> Lesson:
+    """Read the lesson's settings from ``namespace``, start the lesson, and return it.
+
+    namespace: the lesson's ``globals()``, holding its settings (QUICK, SEED, DEVICE, DATASET,
+      OUT, PROGRESS, and its own ones); a shared setting it leaves out takes its value from
+      SHARED_SETTINGS, and its option is still accepted (run_all.py passes it to every lesson).
+    own: names of the lesson's own settings that become options (EPOCHS -> --epochs), typed
+      by their value; a dict {name: type} gives the type (for a setting that may be None).
+    argv: the command line when not in a kernel; sys.argv[1:] by default. In a kernel the
+      command line is the kernel's own and is never read.
+
+    The final values are written back into ``namespace`` (so the cells below read them as
+    plain names) and printed. Sets the device and the seed; MINIVAE_QUICK=1 forces QUICK on.
+    """
+    own_types = dict(own) if isinstance(own, dict) else dict.fromkeys(own)
+    for key in own_types:
+        if key not in namespace:
+            raise KeyError(f"own setting {key} is not assigned in the lesson's first cell")
+    values = {k: namespace.get(k, v) for k, v in SHARED_SETTINGS.items()}
+    values.update({k: namespace[k] for k in own_types})
+    if not in_kernel():
+        values.update(_parse_command_line(name, namespace, own_types, values, argv))
+    values["QUICK"] = bool(values["QUICK"]) or quick_from_env()
+    for key, value in values.items():
+        if key in namespace:
+            namespace[key] = value
+    shown = [f"{k}={values[k]!r}" for k in values if k in namespace]
+    print(f"{name}: " + ", ".join(shown))
+    args = argparse.Namespace(
+        quick=values["QUICK"], seed=values["SEED"], device=values["DEVICE"],
+        dataset=values["DATASET"], out=values["OUT"], no_progress=not values["PROGRESS"],
+    )  # fmt: skip
+    lesson = Lesson(name, args)
+    lesson.numbers["dataset"] = None  # dataset_used() records the one a lesson loads
+    return lesson
+
+
+def _parse_command_line(name, namespace, own_types, values, argv) -> dict:
+    """The settings that the command line changes, as {NAME: value}."""
+    doc = namespace.get("__doc__") or name
+    p = argparse.ArgumentParser(
+        prog=f"python lessons/{name}.py",
+        description=doc.strip().splitlines()[0],
+        epilog="Each option sets the setting of the same name in the lesson's first cell.",
+    )
+    add_shared_options(p, values)
+    for key in own_types:
+        value = values[key]
+        if isinstance(value, bool) and own_types[key] is None:
+            p.add_argument(option_name(key), dest=key, action=argparse.BooleanOptionalAction,
+                           default=value, help=f"the setting {key} (default {value})")  # fmt: skip
+        else:
+            kind = _own_type(key, value, own_types[key])
+            p.add_argument(option_name(key), dest=key, type=kind, default=value,
+                           help=f"the setting {key} (default {value!r})")  # fmt: skip
+    args = vars(p.parse_args(sys.argv[1:] if argv is None else list(argv)))
+    changed = {key: args[key.lower()] for key in SHARED_SETTINGS}
+    changed.update({key: args[key] for key in own_types})
+    for key, value in changed.items():
+        if key in SHARED_SETTINGS and key not in namespace and value != SHARED_SETTINGS[key]:
+            print(f"({option_name(key) if key != 'PROGRESS' else '--no-progress'} is not used "
+                  f"by this lesson: it has no {key} setting)")  # fmt: skip
+    return changed
+
+
 def lesson_options() -> argparse.ArgumentParser:
-    """An empty parser for a lesson's own options, to fill and hand to parse_args(own=...)."""
+    """(Older lessons) an empty parser for a lesson's own options, for parse_args(own=...)."""
     return argparse.ArgumentParser(add_help=False, usage=argparse.SUPPRESS)
 
 
 def parse_args(argv, doc: str, default_dataset: str = "mnist", own=None) -> argparse.Namespace:
-    """--quick, --device, --seed, --dataset, --out, --no-progress, for every lesson.
+    """(Older lessons) --quick, --device, --seed, --dataset, --out, --no-progress.
 
     own: a parser from ``lesson_options()`` holding the lesson's own options; they are
     read first, listed under --help, and merged into the returned namespace.
+    MINIVAE_QUICK=1 in the environment turns --quick on.
     """
     extra = {}
     if own is not None:
@@ -45,19 +213,17 @@ def parse_args(argv, doc: str, default_dataset: str = "mnist", own=None) -> argp
         known, argv = own.parse_known_args(argv)
         extra = vars(known)
     p = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="a few seconds: tiny data and few steps (the smoke tests use it)")  # fmt: skip
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="cpu (NumPy) or gpu (CuPy)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--dataset", default=default_dataset,
-                   help=f"dataset (default {default_dataset}; falls back to built-in data offline)")  # fmt: skip
-    p.add_argument("--out", default=os.path.join("runs", "lessons"),
-                   help="folder for the lesson's figures and summary (default runs/lessons)")  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_shared_options(p, dict(SHARED_SETTINGS, DATASET=default_dataset))
     args = p.parse_args(argv)
+    args.quick = args.quick or quick_from_env()
+    args.no_progress = not args.progress
+    del args.progress
     for name, value in extra.items():
         setattr(args, name, value)
     return args
+
+
+# --------------------------------------------------------------------------- the lesson
 
 
 class Lesson:
@@ -65,22 +231,55 @@ class Lesson:
 
     def __init__(self, name: str, args: argparse.Namespace):
         self.name, self.args = name, args
+        self.quick = bool(args.quick)
         self.dir = os.path.join(args.out, name)
         os.makedirs(self.dir, exist_ok=True)
-        self.numbers: dict = {"lesson": name, "quick": bool(args.quick), "seed": args.seed}
+        self.numbers: dict = {"lesson": name, "quick": self.quick, "seed": args.seed}
         self.t0 = time.perf_counter()
         mv.set_device(args.device)
         mv.manual_seed(args.seed)
+        if self.quick:
+            print(QUICK_NOTE)
 
     def path(self, filename: str) -> str:
         return os.path.join(self.dir, filename)
 
-    def report(self, key: str, value, text: str | None = None) -> None:
-        """Record a number for summary.json and print it with its meaning."""
+    def report(self, key: str, value, text: str | None = None, fmt: str | None = None) -> None:
+        """Record a number for summary.json and print it with its meaning.
+
+        Without fmt a float keeps six significant digits. With fmt (".2e", ".10f") it is
+        printed that way and kept in full: for numbers whose size is the point (an error
+        of 1e-13, an integral of 0.9999999998).
+        """
+        if fmt is not None:
+            value = float(value)
+            self.numbers[key] = value
+            print(f"  {text or key}: {value:{fmt}}")
+            return
         if isinstance(value, float):
             value = float(f"{value:.6g}")  # six significant digits: 1e-13 stays 1e-13
         self.numbers[key] = value
         print(f"  {text or key}: {value}")
+
+    def verdict(self, key: str, holds, claim: str) -> bool:
+        """Record whether a claim of the lesson holds; print it only outside quick mode.
+
+        A quick run's sizes are too small to decide anything, so it says nothing about
+        the claim (summary.json still records the bool, for the tests).
+        """
+        holds = bool(holds)
+        self.numbers[key] = holds
+        if not self.quick:
+            print(f"  {claim}: {'met' if holds else 'NOT met'}")
+        return holds
+
+    def dataset_used(self, name: str) -> None:
+        """Record the dataset the lesson loaded, and say so when the fallback swapped it."""
+        self.numbers["dataset"] = name
+        asked = getattr(self.args, "dataset", None)
+        if asked is not None and asked != name:
+            print(f"(asked for {asked}, got {name}: the expected numbers in lessons/README.md "
+                  f"for {asked} do not apply)")  # fmt: skip
 
     def finish(self) -> dict:
         self.numbers["seconds"] = round(time.perf_counter() - self.t0, 1)
@@ -90,3 +289,40 @@ class Lesson:
         print(f"{self.name}: {len(figures)} figures and summary.json in {self.dir}/ "
               f"({self.numbers['seconds']} s)")  # fmt: skip
         return self.numbers
+
+
+# --------------------------------------------------------------------------- figures and data
+
+
+def show(path):
+    """In a notebook kernel, show the PNG at ``path`` inline; as a script, do nothing.
+
+    For figures that minivae.plots saves itself: ``common.show(plots.line_plot(...))``.
+    """
+    if in_kernel():
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
+    return Path(path)
+
+
+def save_figure(fig, path):
+    """Save a matplotlib Figure as a PNG (Agg canvas, no pyplot) and show it in a kernel.
+
+    For multi-panel figures that minivae.plots has no function for.
+    """
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
+    return show(path)
+
+
+def pick(pair, quick: bool):
+    """The quick value of a (full, quick) pair when quick, else the full one."""
+    return pair[1] if quick else pair[0]
+
+
+def to_device(x):
+    """A host array as a device array: floats in the engine's default dtype, integers as int64."""
+    if np.asarray(x).dtype.kind in "iu":
+        return B.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
+    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())

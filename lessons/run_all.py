@@ -4,15 +4,18 @@
     python lessons/run_all.py --quick    # seconds each: what the smoke tests run
 
 Options after the script name are passed to every lesson (--quick, --device,
---seed, --dataset, --out, --no-progress). Each lesson writes its figures and
-summary.json under runs/lessons/<lesson>/.
+--seed, --dataset, --out, --no-progress). Each lesson runs exactly as
+``python lessons/NN_name.py <options>`` would run it, so both forms of lesson work:
+the notebook form (cells at module level, settings read by ``common.setup``) and
+the older one with a ``main()``. Each writes its figures and summary.json under
+runs/lessons/<lesson>/.
 """
 
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
+import runpy
 import sys
 import time
 
@@ -27,12 +30,14 @@ def lesson_files() -> list:
     return sorted(glob.glob(os.path.join(HERE, "[0-9][0-9]_*.py")))
 
 
-def load(path: str):
-    name = "lesson_" + os.path.basename(path)[:-3]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_lesson(path: str, argv) -> dict:
+    """Run one lesson as a script with the command line ``argv``; its namespace when done."""
+    saved = sys.argv
+    sys.argv = [path, *argv]
+    try:
+        return runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv = saved
 
 
 SHARED_OPTIONS = ("--quick", "--device", "--seed", "--dataset", "--out", "--no-progress")
@@ -61,7 +66,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for path in lesson_files():
         print(f"\n=== {os.path.basename(path)} ===", flush=True)
-        load(path).main(argv)
+        run_lesson(path, argv)
     print(f"\nall {len(lesson_files())} lessons done in {time.perf_counter() - t0:.0f} s")
     return 0
 

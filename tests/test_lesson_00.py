@@ -1,14 +1,18 @@
-"""Lesson 00 (latent variable models) in --quick mode: the numbers it claims, and its figures.
+"""Lesson 00 (latent variable models) run as a script in quick mode: the claims it checks, its figures.
 
 The lesson runs once per test session (a few seconds); each test then checks one
-claim of the lecture against summary.json.
+claim of the lecture against summary.json. tests/test_notebooks.py runs it as a notebook.
 """
 
 from __future__ import annotations
 
-import pytest
-from lesson_loader import LESSONS, assert_figures, load_lesson, run_quick
+import ast
+import re
 
+import pytest
+from lesson_loader import LESSONS, assert_figures, run_script
+
+FILENAME = "00_latent_variable_models.py"
 FIGURES = {
     "1_mixture_of_gaussians.png",
     "2_nonlinear_latent_variable_model.png",
@@ -19,14 +23,24 @@ FIGURES = {
     "6_gradient_running_means.png",
     "6_gradient_estimators.png",
 }
+VERDICTS = (
+    "p_x_integrates_to_one",
+    "ancestral_samples_follow_p_x",
+    "jensen_holds",
+    "elbo_gap_is_the_kl",
+    "only_the_posterior_closes_the_gap",
+    "importance_sampling_order",
+    "gradients_unbiased",
+    "reparameterization_has_lower_variance",
+)
 MAX_Z = 4.0  # a Monte Carlo mean within this many standard errors of the exact value
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Run main(["--quick", "--out", tmp]) once: (output folder, summary.json, main's return)."""
-    folder, summary, returned, _ = run_quick(tmp_path_factory.mktemp("lesson_00"), "00_latent_variable_models.py")
-    return folder, summary, returned
+    """python lessons/00_latent_variable_models.py --quick --out tmp, once:
+    (output folder, summary.json, the lesson's namespace, what it printed)."""
+    return run_script(tmp_path_factory.mktemp("lesson_00"), FILENAME)
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +48,27 @@ def summary(run):
     return run[1]
 
 
-def test_summary_is_what_main_returns(run):
-    _, summary, returned = run
-    assert summary == returned
+def test_summary_is_what_the_lesson_holds(run):
+    _, summary, namespace, _ = run
+    assert summary == namespace["summary"]
     assert summary["lesson"] == "00_latent_variable_models"
     assert summary["quick"] is True
+    assert summary["dataset"] is None  # all data here is synthetic: no data set was loaded
+
+
+def test_the_command_line_set_the_first_cells_settings(run):
+    namespace = run[2]
+    assert namespace["QUICK"] is True  # from --quick
+    assert namespace["OUT"] == str(run[0].parent)  # from --out
+    assert namespace["PHI"] == 0.5 and namespace["SEED"] == 0  # the defaults of the first cell
+
+
+def test_quick_mode_says_what_it_is_and_prints_no_verdict(run):
+    printed = run[3]
+    assert "QUICK mode" in printed.split("Part 1")[0]  # said before any number
+    assert "the code runs, not what the lesson concludes" in printed
+    assert not re.search(r"\b(NOT )?met\b", printed)
+    assert all(run[1][key] is True for key in VERDICTS)  # recorded all the same
 
 
 def test_every_figure_exists_and_is_a_png(run):
@@ -46,18 +76,18 @@ def test_every_figure_exists_and_is_a_png(run):
 
 
 def test_marginals_integrate_to_one(summary):
-    # seed 003, eq. 17.4 (mixture), eq. 17.7 (nonlinear model) and Bayes' rule (posterior)
+    # Understanding Deep Learning, eq. 17.4 (mixture), eq. 17.7 (nonlinear model), Bayes' rule
     for key in ("mog_integral", "nonlinear_integral", "posterior_integral"):
         assert summary[key] == pytest.approx(1.0, abs=1e-3), key
 
 
 def test_ancestral_samples_follow_p_x(summary):
-    # seed 003, Fig. 17.3: the samples' CDF is within the 95 % Kolmogorov-Smirnov band
+    # Fig. 17.3: the samples' CDF is within the 95 % Kolmogorov-Smirnov band
     assert 0 < summary["nonlinear_ks"] < summary["nonlinear_ks_critical_95"]
 
 
 def test_jensen_inequality(summary):
-    # seed 003, eq. 17.12: log E[y] >= E[log y]; for a log-normal y the gap is s²/2
+    # eq. 17.12: log E[y] >= E[log y]; for a log-normal y the gap is s²/2
     assert summary["jensen_two_points_log_E_y"] > summary["jensen_two_points_E_log_y"]
     assert summary["jensen_log_E_y"] > summary["jensen_E_log_y"]
     gap = summary["jensen_log_E_y"] - summary["jensen_E_log_y"]
@@ -65,7 +95,7 @@ def test_jensen_inequality(summary):
 
 
 def test_elbo_is_a_lower_bound_and_its_gap_is_the_kl(summary):
-    # seed 003, eq. 17.17: ELBO = log p(x) - KL(q ‖ p(z|x)), for every Gaussian q tried
+    # eq. 17.17: ELBO = log p(x) - KL(q ‖ p(z|x)), for every Gaussian q tried
     assert summary["n_gaussians"] > 100
     assert summary["max_elbo_minus_log_px"] < 0
     assert summary["max_gap_minus_kl"] < 1e-6
@@ -110,9 +140,22 @@ def test_reparameterization_has_smaller_variance(summary):
     assert summary["grad_variance_ratio"] > 2
 
 
-def test_lesson_reads_as_a_lesson():
-    text = (LESSONS / "00_latent_variable_models.py").read_text(encoding="utf-8")
-    lesson = load_lesson("00_latent_variable_models.py")
-    assert "python lessons/00_latent_variable_models.py [--quick]" in lesson.__doc__
-    assert text.count("# %% [markdown]") >= 7  # setup, six parts, the runner
-    assert "seed 003, eq. 17.17" in text
+def test_lesson_reads_as_a_notebook():
+    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 600
+    assert "__file__" not in text and "sys.argv" not in text  # neither exists in a kernel
+    assert "python lessons/00_latent_variable_models.py [--quick]" in ast.get_docstring(
+        ast.parse(text)
+    )
+    # the first code cell: the docstring, then only plain assignments of the settings
+    first_code = text.split("# %%\n")[1]
+    body = ast.parse(first_code).body
+    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
+    assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "OUT"}
+    # six parts, each opening with the question it answers and asking for a prediction
+    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
+    assert len(parts) == 6 and all(p.endswith("?") for p in parts)
+    assert text.count("*Predict:*") == 6
+    assert "Understanding Deep Learning, ch. 17, eq. 17.14-17.18" in text
+    assert "PGM Lecture 30" in text and "Computational Intelligence Lab, Series 9" in text
+    assert "seed 00" not in text and "DESIGN.md" not in text
