@@ -273,8 +273,11 @@ class SemiSupervised:
     """The part of the protocol the semi-supervised models share (M2 and the continuous one).
 
     A training Batch holds an unlabelled part x and a labelled part x_labelled,
-    y_labelled; ``_loss_parts`` weighs them into one objective. An evaluation Batch (x
-    with its labels y) is scored with both bounds on the same images.
+    y_labelled; the model's ``_loss_parts(x_unlabelled, x_labelled, y_labelled,
+    kl_weight, **noise)`` weighs them into one objective (either part may be None). An
+    evaluation Batch (x with its labels y) is scored with both bounds on the same images,
+    plus the model's ``label_error(x, y)`` (a dict: M2's "error", the continuous
+    model's "label_mse").
     """
 
     batch_kind = "semi-supervised"
