@@ -348,7 +348,7 @@ def train(lesson: Lesson, x_train, x_lab, y_lab, scale, quick, beta_z=None, watc
         else:
             xu = D.to_device(x_train[rng_u.integers(0, len(x_train), bu)])  # (B_u, 784)
             batch = D.Batch(xu, x_labelled=xl, y_labelled=yl)  # unlabelled and labelled parts
-            loss, stats = model.loss(batch)  # −J / (B_u + B_l), seed 004's objective
+            loss, stats = model.loss(batch)  # −J / (B_u + B_l), the VAE Extensions slides' J
         model.zero_grad()
         loss.backward()
         opt.step()
