@@ -42,10 +42,6 @@ KINGMA_M1_M2_ERROR = 0.0333
 CODE_BATCH = 1000
 
 
-def to_device(a):
-    return B.from_numpy(np.ascontiguousarray(a), dtype=B.get_default_dtype())
-
-
 def train_m1(x_train, args, rng) -> VAE:
     """The unsupervised VAE whose codes M2 models: dynamically binarized images, Adam."""
     m1 = VAE(hidden=(500, 500), latent=50, activation="softplus")
@@ -55,7 +51,7 @@ def train_m1(x_train, args, rng) -> VAE:
         order = rng.permutation(len(x))
         elbo = 0.0
         for start in range(0, len(x) - 99, 100):
-            loss, stats = m1.loss(to_device(x[order[start : start + 100]]))
+            loss, stats = m1.loss(D.Batch(D.to_device(x[order[start : start + 100]])))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -71,7 +67,7 @@ def codes(m1: VAE, images):
     """(mean, log-variance) of q(z | image) for grey-level images: host (N, 50) each."""
     mus, log_vars = [], []
     for start in range(0, len(images), CODE_BATCH):
-        mu, log_var = m1.encode(to_device(images[start : start + CODE_BATCH]))
+        mu, log_var = m1.encode(D.to_device(images[start : start + CODE_BATCH]))
         mus.append(B.to_numpy(mu.data))
         log_vars.append(B.to_numpy(log_var.data))
     return np.concatenate(mus), np.concatenate(log_vars)
@@ -101,7 +97,7 @@ def run_draw(args, seed: int, test) -> dict:
     y_test = test.labels.astype(np.int64)
 
     def sample(index):  # fresh codes x ~ q(z | image), (B, kept)
-        return to_device(mu[index] + sd[index] * rng.standard_normal((len(index), mu.shape[1])))
+        return D.to_device(mu[index] + sd[index] * rng.standard_normal((len(index), mu.shape[1])))
 
     errors = []
     steps = len(unlabelled) // args.batch_size
@@ -110,12 +106,13 @@ def run_draw(args, seed: int, test) -> dict:
         order = rng.permutation(unlabelled)
         for step in range(steps):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
-            loss, _ = m2.loss(sample(batch), sample(labelled), y_lab)
+            parts = D.Batch(sample(batch), x_labelled=sample(labelled), y_labelled=y_lab)
+            loss, _ = m2.loss(parts)
             opt.zero_grad()
             loss.backward()
             opt.step()
         with mv.no_grad():
-            pred = np.concatenate([B.to_numpy(m2.classify(to_device(mu_test[s : s + CODE_BATCH])))
+            pred = np.concatenate([B.to_numpy(m2.classify(D.to_device(mu_test[s : s + CODE_BATCH])))
                                    for s in range(0, len(mu_test), CODE_BATCH)])  # fmt: skip
         errors.append(round(float(np.mean(pred != y_test)), 4))
         print(f"  draw {seed}: M2 epoch {epoch + 1}: test error {errors[-1]:.4f}", file=sys.stderr,

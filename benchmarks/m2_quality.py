@@ -148,7 +148,7 @@ def throughput(args) -> int:
     def steps(name, n):
         model, opt = models[name]
         for _ in range(n):
-            loss, _ = model.loss(xu, xl, yl)
+            loss, _ = model.loss(D.Batch(xu, x_labelled=xl, y_labelled=yl))
             opt.zero_grad()
             loss.backward()
             opt.step()

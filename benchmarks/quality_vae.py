@@ -24,8 +24,8 @@ import minivae as mv
 from minivae import backend as B
 from minivae.checkpoint import load_model
 from minivae.data import binarize_fixed, load_dataset
-from minivae.metrics import importance_sampled_log_likelihood
-from minivae.train import TrainConfig, evaluate, train
+from minivae.metrics import evaluate, importance_sampled_log_likelihood
+from minivae.train import TrainConfig, train
 
 TORCH_REFERENCE = {10: {1000: 97.1}, 30: {1000: 93.9}, 100: {1000: 91.6, 5000: 91.3}}
 TEST_BINARIZATION_SEED = 12345

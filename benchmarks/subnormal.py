@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import minivae as mv
 from minivae import backend as B
 from minivae import fast
+from minivae.data import Batch
 from minivae.models import SemiSupervisedVAE
 from minivae.models import m2 as m2_module
 from machine import machine  # benchmarks/machine.py
@@ -72,7 +73,7 @@ def m2_step(repeats: int) -> dict:
     yl = B.from_numpy(np.arange(100) % 10)
 
     def step():
-        loss, _ = model.loss(xu, xl, yl)
+        loss, _ = model.loss(Batch(xu, x_labelled=xl, y_labelled=yl))
         model.zero_grad()
         loss.backward()
 

@@ -79,6 +79,7 @@ def main(argv=None) -> int:
 
 
 def make_minivae(mv, B, batch, dtype, x_host):
+    from minivae.data import Batch
     from minivae.models import VAE
     from minivae.optim import Adam
 
@@ -86,7 +87,7 @@ def make_minivae(mv, B, batch, dtype, x_host):
     mv.manual_seed(0)
     model = VAE(x_dim=784, hidden=[400], latent=20, activation="relu", likelihood="bernoulli")
     opt = Adam(model.parameters(), lr=1e-3)
-    x = B.from_numpy(x_host[:batch], dtype=B.get_default_dtype())
+    x = Batch(B.from_numpy(x_host[:batch], dtype=B.get_default_dtype()))
 
     def step():
         loss, _ = model.loss(x)

@@ -101,15 +101,10 @@ def pick(pair, quick: bool):
     return pair[1] if quick else pair[0]
 
 
-def to_device(x):
-    """A host array as a device array of the engine's default float dtype."""
-    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
-
-
 @mv.no_grad()
 def encode(model, x):
     """z = f(x) for host images (N, 784), in batches: host (N, latent), float64."""
-    parts = [B.to_numpy(model.code(to_device(x[s : s + EVAL_BATCH])).data)
+    parts = [B.to_numpy(model.code(D.to_device(x[s : s + EVAL_BATCH])).data)
              for s in range(0, len(x), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 
@@ -119,7 +114,7 @@ def decode(model, z):
     """x̂ = g(z) for host codes (N, latent), in batches: host (N, 784), float64, unclipped.
 
     An MSE decoder's output is unbounded: nothing stops it from leaving [0, 1]."""
-    parts = [B.to_numpy(model.decode(to_device(z[s : s + EVAL_BATCH])).data)
+    parts = [B.to_numpy(model.decode(D.to_device(z[s : s + EVAL_BATCH])).data)
              for s in range(0, len(z), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 
@@ -514,7 +509,7 @@ def train_classifier(lesson: Lesson, x, y, n_classes: int, quick):
 @mv.no_grad()
 def class_probabilities(clf, x):
     """p(c | x) = softmax(logits) for host images (N, 784): host (N, C)."""
-    parts = [B.to_numpy(ops.softmax(clf(mv.Tensor(to_device(x[s : s + EVAL_BATCH])))).data)
+    parts = [B.to_numpy(ops.softmax(clf(mv.Tensor(D.to_device(x[s : s + EVAL_BATCH])))).data)
              for s in range(0, len(x), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 

@@ -74,11 +74,12 @@ from minivae.distributions import standard_normal_log_prob
 from minivae.metrics import (
     active_units,
     default_chunk,
+    evaluate,
     importance_sampled_log_likelihood,
     unit_activity,
 )
 from minivae.models import VAE
-from minivae.train import TrainConfig, evaluate, train
+from minivae.train import TrainConfig, train
 
 NAME = "02_vae"
 
@@ -140,18 +141,13 @@ def lesson_args(argv):
     return parse_args(argv, __doc__, own=own)
 
 
-def to_device(x):
-    """A host array as a device array of the engine's default float dtype."""
-    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
-
-
 @mv.no_grad()
 def encode(model, x):
     """(μ(x), log σ²(x)) for host images (N, 784), in batches: host (N, latent) each, float64.
     For the autoencoder: (f(x), None)."""
     mus, log_vars = [], []
     for s in range(0, len(x), EVAL_BATCH):
-        mu, log_var = model.encode(to_device(x[s : s + EVAL_BATCH]))
+        mu, log_var = model.encode(D.to_device(x[s : s + EVAL_BATCH]))
         mus.append(B.to_numpy(mu.data))
         if log_var is not None:
             log_vars.append(B.to_numpy(log_var.data))
@@ -162,7 +158,7 @@ def encode(model, x):
 @mv.no_grad()
 def decode(model, z):
     """Data-space means for host codes (N, latent): Bernoulli probabilities or Gaussian means."""
-    parts = [B.to_numpy(model.decode(to_device(z[s : s + EVAL_BATCH])).data)
+    parts = [B.to_numpy(model.decode(D.to_device(z[s : s + EVAL_BATCH])).data)
              for s in range(0, len(z), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 
@@ -283,7 +279,7 @@ def part1_by_hand(lesson: Lesson, x_host, rng, quick):
         (-elbo.mean()).backward()
         mine = {name: B.to_numpy(p.grad).copy() for name, p in model.named_parameters()}
         model.zero_grad()
-        loss, _ = model.loss(x, eps=eps)
+        loss, _ = model.loss(D.Batch(x), eps=eps)
         loss.backward()
         worst = max(float(np.max(np.abs(mine[name] - B.to_numpy(p.grad))))
                     for name, p in model.named_parameters())  # fmt: skip
@@ -499,9 +495,9 @@ def gaussian_cost_terms(model, x_host, rng):
     """Per-image ‖x − g(z)‖², −log p(x|z) and KL, one z ~ q(z|x) each (host arrays)."""
     se, nll, kl = [], [], []
     for s in range(0, len(x_host), EVAL_BATCH):
-        x = to_device(x_host[s : s + EVAL_BATCH])
+        x = D.to_device(x_host[s : s + EVAL_BATCH])
         q = model.posterior(x)
-        z = q.sample(eps=to_device(rng.standard_normal(q.mu.shape)))  # (B, 20)
+        z = q.sample(eps=D.to_device(rng.standard_normal(q.mu.shape)))  # (B, 20)
         g = model.decode(z)  # (B, 784) decoder means
         se.append(B.to_numpy(((g - x) * (g - x)).sum(axis=1).data))
         nll.append(-B.to_numpy(model.log_likelihood(x, z).data))
@@ -669,7 +665,7 @@ def elbo_loss(model, x, n_samples: int, kl: str, seed):
     rng = np.random.default_rng(seed)
 
     def loss():
-        eps = to_device(rng.standard_normal((n_samples, x.shape[0], model.latent)))
+        eps = D.to_device(rng.standard_normal((n_samples, x.shape[0], model.latent)))
         model.kl = kl
         try:
             return -model.elbo(x, eps=eps)["elbo"].mean()
@@ -814,7 +810,7 @@ def is_curve(model, x_host, ks):
     k_max = max(ks)
     rows = []
     for s in range(0, len(x_host), IS_BATCH):
-        xb = to_device(x_host[s : s + IS_BATCH])
+        xb = D.to_device(x_host[s : s + IS_BATCH])
         chunk = default_chunk(model, len(xb))
         parts = [B.to_numpy(model.log_importance_weights(xb, min(chunk, k_max - done)).data)
                  for done in range(0, k_max, chunk)]  # fmt: skip
@@ -840,7 +836,7 @@ def part7_quality(lesson: Lesson, train_name, x_test, rng, quick):
     log_px, elbo, mus = [], [], []
     report_every = max(1, len(x_test) // 5 // IS_BATCH) * IS_BATCH
     for s in range(0, len(x_test), IS_BATCH):
-        xb = to_device(x_test[s : s + IS_BATCH])  # (b, 784)
+        xb = D.to_device(x_test[s : s + IS_BATCH])  # (b, 784)
         log_px.append(importance_sampled_log_likelihood(model, xb, k=k))  # (b,) host
         with mv.no_grad():
             elbo.append(B.to_numpy(model.elbo(xb)["elbo"].data))  # (b,) one z per image
@@ -966,7 +962,7 @@ def main(argv=None):
     print("Part 4: Gaussian decoders, α = 1/(2σ²), against the Bernoulli one (seed 000)")
     part4_gaussian_decoder(lesson, train_ds.name, vae20, x_grey, rngs[4], quick)
     print("Part 5: L samples per example, the gradient's variance (seed 001, Problem 1.4)")
-    x_grad = to_device(x_test[:GRAD_BATCH])
+    x_grad = D.to_device(x_test[:GRAD_BATCH])
     analytic = part5_samples_per_example(lesson, vae20, x_grad, [args.seed, 5], quick)
     print("Part 6: closed-form vs Monte-Carlo KL, the gradient's variance (seed 001, Problem 1.7)")
     part6_kl_estimators(lesson, vae20, x_grad, analytic, [args.seed, 5], quick)

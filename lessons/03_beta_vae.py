@@ -61,7 +61,8 @@ from minivae import disentanglement as dis
 from minivae import distributions as dist
 from minivae import metrics, plots
 from minivae.checkpoint import load_model
-from minivae.train import TrainConfig, evaluate, train
+from minivae.metrics import evaluate
+from minivae.train import TrainConfig, train
 
 NAME = "03_beta_vae"
 
@@ -109,15 +110,10 @@ def pick(pair, quick: bool):
     return pair[1] if quick else pair[0]
 
 
-def to_device(x):
-    """A host array as a device array of the engine's default float dtype."""
-    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
-
-
 @mv.no_grad()
 def encode_mean(model, x):
     """μ(x), the encoder mean, for host images (N, x_dim) in batches: host (N, latent) float64."""
-    parts = [B.to_numpy(model.encode(to_device(x[s : s + EVAL_BATCH]))[0].data)
+    parts = [B.to_numpy(model.encode(D.to_device(x[s : s + EVAL_BATCH]))[0].data)
              for s in range(0, len(x), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 
@@ -125,7 +121,7 @@ def encode_mean(model, x):
 @mv.no_grad()
 def decode(model, z):
     """Bernoulli means sigmoid(g(z)) for host codes (N, latent): host (N, x_dim)."""
-    parts = [B.to_numpy(model.decode(to_device(z[s : s + EVAL_BATCH])).data)
+    parts = [B.to_numpy(model.decode(D.to_device(z[s : s + EVAL_BATCH])).data)
              for s in range(0, len(z), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 
@@ -384,7 +380,7 @@ def total_correlation(model, x) -> float:
     """Mean batch estimate of KL(q(z) ‖ Π_d q(z_d)) over test images x (nats)."""
     values = []
     for s in range(0, len(x), TC_BATCH):
-        q = model.posterior(to_device(x[s : s + TC_BATCH]))
+        q = model.posterior(D.to_device(x[s : s + TC_BATCH]))
         values.append(float(dist.total_correlation(q.sample(), q).data.mean()))
     return float(np.mean(values))
 

@@ -135,20 +135,13 @@ def pick(pair, quick: bool):
     return pair[1] if quick else pair[0]
 
 
-def to_device(x):
-    """A host array as a device array: floats in the engine's default dtype, integers as int64."""
-    if np.asarray(x).dtype.kind in "iu":
-        return B.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
-    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
-
-
 @mv.no_grad()
 def encode_mean(model, x, y=None):
     """μ(x) of the VAE, or μ(x, y) of the CVAE, for host images (N, 784): host (N, latent)."""
     parts = []
     for s in range(0, len(x), EVAL_BATCH):
-        yb = None if y is None else to_device(y[s : s + EVAL_BATCH])
-        parts.append(B.to_numpy(model.encode(to_device(x[s : s + EVAL_BATCH]), yb)[0].data))
+        yb = None if y is None else D.to_device(y[s : s + EVAL_BATCH])
+        parts.append(B.to_numpy(model.encode(D.to_device(x[s : s + EVAL_BATCH]), yb)[0].data))
     return np.concatenate(parts).astype(np.float64)
 
 
@@ -157,8 +150,8 @@ def decode(model, z, y=None):
     """Bernoulli means sigmoid(g(z)) or sigmoid(g(z, y)) for host codes (N, latent): (N, 784)."""
     parts = []
     for s in range(0, len(z), EVAL_BATCH):
-        yb = None if y is None else to_device(y[s : s + EVAL_BATCH])
-        parts.append(B.to_numpy(model.decode(to_device(z[s : s + EVAL_BATCH]), yb).data))
+        yb = None if y is None else D.to_device(y[s : s + EVAL_BATCH])
+        parts.append(B.to_numpy(model.decode(D.to_device(z[s : s + EVAL_BATCH]), yb).data))
     return np.concatenate(parts).astype(np.float64)
 
 
@@ -195,7 +188,7 @@ def train_classifier(lesson: Lesson, x, y, n_classes: int, sizes, epochs: int, l
 @mv.no_grad()
 def predict(clf, x):
     """The classifier's class argmax_c logits_c for host rows (N, D): host (N,) int."""
-    parts = [B.to_numpy(clf(mv.Tensor(to_device(x[s : s + EVAL_BATCH]))).data).argmax(axis=1)
+    parts = [B.to_numpy(clf(mv.Tensor(D.to_device(x[s : s + EVAL_BATCH]))).data).argmax(axis=1)
              for s in range(0, len(x), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts)
 
@@ -227,7 +220,7 @@ def part1_by_hand(lesson: Lesson, x_host, y_host, quick):
         model = ConditionalVAE(x_dim=x_host.shape[1], hidden=pick(HIDDEN, quick), latent=LATENT,
                                activation=ACTIVATION, n_classes=10)  # fmt: skip
         x = mv.Tensor(B.from_numpy(x_host, dtype=np.float64))  # (B, 784) binarized images
-        y = to_device(y_host)  # (B,) integer labels
+        y = D.to_device(y_host)  # (B,) integer labels
         n, d = x.shape[0], LATENT
         hot = mv.Tensor(B.xp.eye(10, dtype=np.float64)[y])  # (B, 10) onehot(y)
         h = model.encoder(ops.concatenate([x, hot], axis=1))  # (B, 794) -> (B, 2 L)
@@ -644,8 +637,8 @@ def log_likelihoods(model, x, k, y=None):
     """Importance-sampled log p(x) or log p(x | y) per image (host (N,)), IS_BATCH images a call."""
     parts = []
     for s in range(0, len(x), IS_BATCH):
-        yb = None if y is None else to_device(y[s : s + IS_BATCH])
-        parts.append(importance_sampled_log_likelihood(model, to_device(x[s : s + IS_BATCH]),
+        yb = None if y is None else D.to_device(y[s : s + IS_BATCH])
+        parts.append(importance_sampled_log_likelihood(model, D.to_device(x[s : s + IS_BATCH]),
                                                        k=k, y=yb))  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 
@@ -655,8 +648,8 @@ def test_elbo(model, x, y=None):
     """The one-sample ELBO per image (host (N,)): bound on log p(x | y) (CVAE) or log p(x) (VAE)."""
     parts = []
     for s in range(0, len(x), EVAL_BATCH):
-        yb = None if y is None else to_device(y[s : s + EVAL_BATCH])
-        parts.append(B.to_numpy(model.elbo(to_device(x[s : s + EVAL_BATCH]), yb)["elbo"].data))
+        yb = None if y is None else D.to_device(y[s : s + EVAL_BATCH])
+        parts.append(B.to_numpy(model.elbo(D.to_device(x[s : s + EVAL_BATCH]), yb)["elbo"].data))
     return np.concatenate(parts).astype(np.float64)
 
 

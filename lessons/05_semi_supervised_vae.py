@@ -67,10 +67,10 @@ from minivae import data as D
 from minivae import ops, plots
 from minivae.checkpoint import load_model
 from minivae.distributions import standard_normal
-from minivae.metrics import classification_error
+from minivae.metrics import classification_error, evaluate
 from minivae.models import SemiSupervisedVAE
 from minivae.optim import Adam
-from minivae.train import TrainConfig, evaluate, prepare_data, train
+from minivae.train import TrainConfig, prepare_data, train
 
 NAME = "05_semi_supervised_vae"
 
@@ -135,15 +135,10 @@ def lesson_args(argv):
     return parse_args(argv, __doc__, own=own)
 
 
-def to_device(x):
-    """A host array as a device array of the engine's default float dtype."""
-    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
-
-
 @mv.no_grad()
 def predict(model, x):
     """argmax_y q(y|x) for host images (N, 784), in batches: host ints (N,)."""
-    parts = [B.to_numpy(model.classify(to_device(x[s : s + EVAL_BATCH])))
+    parts = [B.to_numpy(model.classify(D.to_device(x[s : s + EVAL_BATCH])))
              for s in range(0, len(x), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts)
 
@@ -151,7 +146,7 @@ def predict(model, x):
 @mv.no_grad()
 def decode(model, z, y):
     """Bernoulli means sigmoid(g(z, y)) for host codes (N, latent) and labels (N,): host (N, 784)."""
-    parts = [B.to_numpy(model.decode(to_device(z[s : s + EVAL_BATCH]),
+    parts = [B.to_numpy(model.decode(D.to_device(z[s : s + EVAL_BATCH]),
                                      B.from_numpy(y[s : s + EVAL_BATCH])).data)
              for s in range(0, len(z), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
@@ -333,11 +328,11 @@ def part1_by_hand(lesson: Lesson, x_host, y_host, quick):
         mine = {name: B.to_numpy(p.grad).copy() for name, p in model.named_parameters()}
         model.zero_grad()
         mv.manual_seed(seed)
-        loss, _ = model.loss(x_u, x_l, y_l)
+        loss, _ = model.loss(D.Batch(x_u, x_labelled=x_l, y_labelled=y_l))
         loss.backward()
         lesson.report("alpha", alpha, "α, the weight of log q(y|x) per labelled image (0.1 N / N_l)")
         lesson.report("by_hand_minus_library_J", abs(float(loss_by_hand.data) - float(loss.data)),
-                      "|−J / (B_l + B_u) by hand − model.loss(x_u, x_l, y_l)|")
+                      "|−J / (B_l + B_u) by hand − model.loss(batch of x_u, x_l, y_l)|")
         worst = max(float(np.max(np.abs(mine[name] - B.to_numpy(p.grad))))
                     for name, p in model.named_parameters())  # fmt: skip
         scale = max(float(np.max(np.abs(B.to_numpy(p.grad)))) for p in model.parameters())
@@ -394,7 +389,7 @@ def train_m2(lesson: Lesson, folder: str, model: dict, dataset: str, epochs: int
 
 def test_error(model, x_test, y_test) -> float:
     with mv.no_grad():
-        return classification_error(model, to_device(x_test), B.from_numpy(y_test))
+        return classification_error(model, D.to_device(x_test), B.from_numpy(y_test))
 
 
 def confusion(pred, truth):
@@ -482,7 +477,7 @@ def part2_labels_only(lesson: Lesson, dataset: str, x_test, y_test):
     labels = B.from_numpy(y_lab.astype(np.int64))
     t0 = time.perf_counter()
     for _ in range(pick(BASELINE_STEPS, quick)):
-        xb = to_device(D.binarize(x_lab, rng))  # (100, 784), a fresh draw every step
+        xb = D.to_device(D.binarize(x_lab, rng))  # (100, 784), a fresh draw every step
         loss = ops.cross_entropy(model.classifier_logits(xb), labels).mean()  # −log q(y|x)
         for p in params:
             p.grad = None
@@ -565,7 +560,7 @@ def part3_generation(lesson: Lesson, model, x_test, class_names, rng, quick):
 
     shown = x_test[:N_TRANSFER]  # (8, 784) binarized test images
     with mv.no_grad():
-        mu, _ = model.encode(to_device(shown))  # mean of q(z | x, y = argmax q(y|x)), (8, latent)
+        mu, _ = model.encode(D.to_device(shown))  # mean of q(z | x, y = argmax q(y|x)), (8, latent)
     mu = B.to_numpy(mu.data).astype(np.float64)
     codes = np.repeat(mu, N_CLASSES, axis=0)  # (8 * 10, latent), row i * 10 + c
     ys = np.tile(np.arange(N_CLASSES), N_TRANSFER)  # (8 * 10,)

@@ -103,15 +103,10 @@ def pick(pair, quick: bool):
     return pair[1] if quick else pair[0]
 
 
-def to_device(x):
-    """A host array as a device array of the engine's default float dtype."""
-    return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
-
-
 @mv.no_grad()
 def predict(model, x):
     """E_q[y | x] = μ_y(x) for host images (N, 784), in batches: host (N, k) float64."""
-    parts = [B.to_numpy(model.predict(to_device(x[s : s + EVAL_BATCH])))
+    parts = [B.to_numpy(model.predict(D.to_device(x[s : s + EVAL_BATCH])))
              for s in range(0, len(x), EVAL_BATCH)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
 
@@ -141,18 +136,9 @@ def save_figure(fig: Figure, path: str) -> None:
 # %%
 
 
-def slant_degrees(images, image_shape=(28, 28)):
-    """Slant of each image in degrees, positive when it leans right: (N, H*W) -> (N,)."""
-    img = np.asarray(images, dtype=np.float64).reshape(-1, *image_shape)  # (N, H, W)
-    r = np.arange(image_shape[0], dtype=np.float64)[None, :, None]  # rows, downwards
-    c = np.arange(image_shape[1], dtype=np.float64)[None, None, :]  # columns, rightwards
-    mass = img.sum(axis=(1, 2)) + 1e-12  # (N,)
-    r_bar = (img * r).sum(axis=(1, 2)) / mass  # (N,) centre of the ink
-    c_bar = (img * c).sum(axis=(1, 2)) / mass
-    dr, dc = r - r_bar[:, None, None], c - c_bar[:, None, None]  # (N, H, W)
-    mu_rc = (img * dr * dc).sum(axis=(1, 2)) / mass  # (N,) second central moments
-    mu_rr = (img * dr * dr).sum(axis=(1, 2)) / mass + 1e-12
-    return np.degrees(np.arctan(-mu_rc / mu_rr))
+# The formula above is minivae.data.slant_degrees: the training loop gives the
+# continuous-label model (`minivae train ssvae-continuous`) the same label.
+slant_degrees = D.slant_degrees
 
 
 def part1_property(lesson: Lesson, train, test, slants_train, slants_test, labelled, quick):
@@ -242,7 +228,8 @@ def part2_by_hand(lesson: Lesson, x_host, y_host, rng, quick):
 
         lib_L = model.elbo(x, y, eps=eps_z)["elbo"]
         lib_U = model.elbo(x, eps=eps_z, eps_y=eps_y)["elbo"]
-        loss, _ = model.loss(x, x, y, eps_labelled=eps_z, eps_unlabelled=eps_z, eps_y=eps_y)
+        batch = D.Batch(x, x_labelled=x, y_labelled=y)  # the minibatch used twice
+        loss, _ = model.loss(batch, eps_labelled=eps_z, eps_unlabelled=eps_z, eps_y=eps_y)
         for key, mine, theirs in (("L", L, lib_L), ("U", U, lib_U),
                                   ("loss", loss_by_hand, loss)):  # fmt: skip
             lesson.report(f"by_hand_minus_library_{key}",
@@ -308,10 +295,10 @@ def sweep_styles(model, x_styles, scale):
     Returns (images (R S, 784) row-major, asked slants (S,) in degrees, measured slants
     (R, S) in degrees, their correlation, the slope of measured against asked).
     """
-    mu_z, _ = model.encode(to_device(x_styles))  # (R, latent): y = the regressor's mean
+    mu_z, _ = model.encode(D.to_device(x_styles))  # (R, latent): y = the regressor's mean
     z = np.repeat(B.to_numpy(mu_z.data), len(SWEEP), axis=0)  # (R S, latent)
     y = np.tile(SWEEP, len(x_styles))[:, None]  # (R S, 1): row r, sweep value s
-    images = B.to_numpy(model.decode(to_device(z), to_device(y)).data).astype(np.float64)
+    images = B.to_numpy(model.decode(D.to_device(z), D.to_device(y)).data).astype(np.float64)
     asked = scale[0] + scale[1] * SWEEP  # degrees
     measured = slant_degrees(images).reshape(len(x_styles), len(SWEEP))  # (R, S)
     flat = np.tile(asked, len(x_styles))
@@ -353,14 +340,15 @@ def train(lesson: Lesson, x_train, x_lab, y_lab, scale, quick, beta_z=None, watc
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         li = rng_l.choice(len(x_lab), bl, replace=False)
-        xl, yl = to_device(x_lab[li]), to_device(y_lab[li])  # (B_l, 784), (B_l, 1)
+        xl, yl = D.to_device(x_lab[li]), D.to_device(y_lab[li])  # (B_l, 784), (B_l, 1)
         if supervised_only:  # the regressor alone: mean ||y − μ_y(x)||² over the batch
             diff = yl - model.label_posterior(xl).mu  # (B_l, 1)
             loss = (diff * diff).sum(axis=1).mean()
             stats = {"loss": float(loss.data)}
         else:
-            xu = to_device(x_train[rng_u.integers(0, len(x_train), bu)])  # (B_u, 784)
-            loss, stats = model.loss(xu, xl, yl)  # −J / (B_u + B_l), seed 004's objective
+            xu = D.to_device(x_train[rng_u.integers(0, len(x_train), bu)])  # (B_u, 784)
+            batch = D.Batch(xu, x_labelled=xl, y_labelled=yl)  # unlabelled and labelled parts
+            loss, stats = model.loss(batch)  # −J / (B_u + B_l), the VAE Extensions slides' J
         model.zero_grad()
         loss.backward()
         opt.step()

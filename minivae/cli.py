@@ -7,7 +7,9 @@
     minivae download mnist
 
 Each run writes under runs/<name>/ (config.json, metrics.jsonl, checkpoint.npz,
-figures) and prints where.
+figures) and prints where. The command only parses and dispatches: training and the
+run's figures are ``minivae.train``'s, the numbers ``minivae.metrics``'s, and no
+model is known by name here (each model's ``config_from`` reads the options).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 
 from minivae import backend as B
+from minivae.checkpoint import load_model
 
 
 def _sizes(text: str) -> list:
@@ -48,9 +51,24 @@ def _add_device(p):
                    help="floating-point precision (default float32)")  # fmt: skip
 
 
+def _label(text: str):
+    """A label for ``sample --label``: a whole number (a class) or a real number (a property)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+# the flags of `minivae train` that set a model's constructor argument of the same meaning
+MODEL_OPTIONS = {"hidden": "--hidden", "latent": "--latent", "activation": "--activation",
+                 "likelihood": "--likelihood", "sigma": "--sigma", "beta": "--beta",
+                 "tc_beta": "--tc-beta", "n_samples": "--samples", "alpha": "--alpha"}  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     from minivae.data import DATASETS
-    from minivae.train import TRAINABLE
+    from minivae.models import MODELS
 
     parser = argparse.ArgumentParser(
         prog="minivae",
@@ -60,8 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     t = sub.add_parser("train", help="train a model and write runs/<name>/",
-                       description="Train an autoencoder, VAE, conditional VAE or M2.")  # fmt: skip
-    t.add_argument("model", choices=TRAINABLE, help="ae, vae, cvae or m2 (semi-supervised)")
+                       description="Train an autoencoder, VAE, conditional VAE, M2, or the "
+                                   "continuous-label M2 (its label: each image's slant).")  # fmt: skip
+    t.add_argument("model", choices=tuple(MODELS),
+                   help="ae, vae, cvae, m2 (semi-supervised) or ssvae-continuous "
+                        "(semi-supervised with a real-valued label)")  # fmt: skip
     t.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default mnist)")
     t.add_argument("--latent", type=_positive_int, default=20, help="latent size (default 20)")
     t.add_argument("--hidden", type=_sizes, default=[400],
@@ -73,16 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder likelihood (default bernoulli; ae uses mse for gaussian)")  # fmt: skip
     t.add_argument("--sigma", type=float, default=None,
                    help="fixed decoder sigma for --likelihood gaussian (default: learned)")  # fmt: skip
-    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default 1)")
-    t.add_argument("--tc-beta", type=float, default=1.0,
+    t.add_argument("--beta", type=float, default=None,
+                   help="weight of the KL term (default 1; not for ae)")  # fmt: skip
+    t.add_argument("--tc-beta", type=float, default=None,
                    help="beta-TCVAE: weight of the total correlation alone (vae and cvae; "
                         "default 1, no extra term)")  # fmt: skip
-    t.add_argument("--samples", type=_positive_int, default=1,
-                   help="Monte-Carlo samples L of z per example (default 1)")  # fmt: skip
+    t.add_argument("--samples", type=_positive_int, default=None,
+                   help="Monte-Carlo samples L of z per example (default 1; not for ae)")  # fmt: skip
     t.add_argument("--alpha", type=float, default=None,
                    help="m2: weight of the classification term (default 0.1 N / N_labelled)")  # fmt: skip
     t.add_argument("--labels", type=_positive_int, default=100,
-                   help="m2: number of class-balanced labelled examples (default 100)")  # fmt: skip
+                   help="m2, ssvae-continuous: number of class-balanced labelled examples "
+                        "(default 100)")  # fmt: skip
     t.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
     t.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adagrad", "sgd"),
@@ -128,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Draw samples from a trained model.")  # fmt: skip
     s.add_argument("checkpoint", help="path to a checkpoint.npz")
     s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
-    s.add_argument("--label", type=int, default=None, help="cvae/m2: class to generate")
+    s.add_argument("--label", type=_label, default=None,
+                   help="cvae, m2: the class to generate; ssvae-continuous: the label's value "
+                        "(degrees of slant)")  # fmt: skip
     s.add_argument("--out", default=None, help="PNG path (default: beside the checkpoint)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_device(s)
@@ -144,26 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_config(args) -> dict:
+    """The model's config from the options: each model's ``config_from`` reads them."""
     from minivae.data import dataset_info
+    from minivae.models import MODELS
 
-    info = dataset_info(args.dataset)
-    config = {"kind": args.model, "x_dim": info["x_dim"], "hidden": list(args.hidden),
-              "latent": args.latent, "activation": args.activation}  # fmt: skip
-    if args.model == "ae":
-        config["likelihood"] = "bernoulli" if args.likelihood == "bernoulli" else "mse"
-        return config
-    config.update({"likelihood": args.likelihood, "beta": args.beta, "n_samples": args.samples})
-    if args.likelihood == "gaussian":
-        config.update({"sigma": args.sigma, "learned_sigma": args.sigma is None})
-    if args.model in ("vae", "cvae"):
-        config["tc_beta"] = args.tc_beta
-    elif args.tc_beta != 1.0:
-        raise SystemExit(f"minivae train: --tc-beta applies to vae and cvae, not {args.model}")
-    if args.model in ("cvae", "m2"):
-        config["n_classes"] = info["n_classes"]
-    if args.model == "m2" and args.alpha is not None:
-        config["alpha"] = args.alpha
-    return config
+    cls = MODELS[args.model]
+    options = {name: getattr(args, flag[2:].replace("-", "_")) for name, flag in MODEL_OPTIONS.items()}
+    options["hidden"] = list(options["hidden"])
+    taken = cls.arguments()
+    for name, value in options.items():
+        if value is not None and name not in taken:
+            takers = [kind for kind, other in MODELS.items() if name in other.arguments()]
+            listed = " and ".join([", ".join(takers[:-1]), takers[-1]] if len(takers) > 1
+                                  else takers)  # fmt: skip
+            raise SystemExit(f"minivae train: {MODEL_OPTIONS[name]} applies to {listed}, "
+                             f"not {args.model}")  # fmt: skip
+    return cls.config_from(options, dataset_info(args.dataset))
 
 
 def _select_device(args) -> None:
@@ -173,8 +194,7 @@ def _select_device(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from minivae import plots
-    from minivae.train import TrainConfig, train
+    from minivae.train import TrainConfig, evaluate_checkpoint, train, write_figures
 
     _select_device(args)
     name = args.name or f"{args.model}-{args.dataset}"
@@ -190,14 +210,13 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     history = train(config, out_dir, resume=args.resume)
     seconds = time.perf_counter() - t0
-    plots.training_curves(history, os.path.join(out_dir, "training_curves.png"),
-                          f"{args.model} on {args.dataset}: training curves")  # fmt: skip
-    _figures(os.path.join(out_dir, "checkpoint.npz"), out_dir, args.seed)
+    ckpt = os.path.join(out_dir, "checkpoint.npz")
+    model, _ = load_model(ckpt)
+    write_figures(model, args.dataset, out_dir, args.seed, history)
     summary = {"run": out_dir, "epochs": len(history), "train_seconds": round(seconds, 1)}
     summary.update({k: round(v, 3) for k, v in history[-1].items() if k.startswith("val_")})
     if args.nll_samples:
-        summary.update(_evaluate(os.path.join(out_dir, "checkpoint.npz"), args.nll_samples,
-                                 None, "test", None, 100, args.seed))  # fmt: skip
+        summary.update(evaluate_checkpoint(ckpt, args.nll_samples, seed=args.seed))
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary))
@@ -205,110 +224,27 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _figures(ckpt: str, out_dir: str, seed: int) -> None:
-    """Reconstructions and samples from a checkpoint, for the run folder."""
-    from minivae import plots
-    from minivae.checkpoint import load_model
-    from minivae.data import load_dataset
-    from minivae.tensor import no_grad
-
-    model, meta = load_model(ckpt)
-    kind = model.config["kind"]
-    ds = load_dataset(meta["train_config"]["dataset"], "test")
-    B.manual_seed(seed)
-    with no_grad():
-        x = B.from_numpy(ds.images[:30], dtype=B.get_default_dtype())
-        y = B.from_numpy(ds.labels[:30])
-        recon = model.reconstruct(x, y) if kind == "cvae" else model.reconstruct(x)
-        plots.reconstructions(ds.images[:30], B.to_numpy(recon.data if hasattr(recon, "data") else recon),
-                              os.path.join(out_dir, "reconstructions.png"),
-                              f"{kind}: test images and their reconstructions (rows alternate)")  # fmt: skip
-        if kind == "ae":
-            return
-        if kind in ("cvae", "m2"):
-            labels = B.xp.repeat(B.xp.arange(10), 8)
-            samples = model.sample(80, labels)
-            title = f"{kind}: samples, one row per class"
-        else:
-            samples = model.sample(64)
-            title = f"{kind}: samples from the prior"
-        plots.image_grid(B.to_numpy(samples.data), os.path.join(out_dir, "samples.png"), title,
-                         ncols=8)  # fmt: skip
-
-
-def _evaluate(ckpt, k, dataset, split, limit, batch_size, seed) -> dict:
-    from minivae.checkpoint import load_model
-    from minivae.data import binarize_fixed, load_dataset
-    from minivae.metrics import classification_error, importance_sampled_log_likelihood
-    from minivae.train import evaluate
-
-    model, meta = load_model(ckpt)
-    tc = meta["train_config"]
-    ds = load_dataset(dataset or tc["dataset"], split)
-    x, y = ds.images, ds.labels
-    if limit:
-        x, y = x[:limit], y[:limit]
-    if tc.get("binarize", "dynamic") != "none":
-        x = binarize_fixed(x, seed=12345)  # the test set binarized once, the same for every model
-    B.manual_seed(seed)
-    kind = model.config["kind"]
-    t0 = time.perf_counter()
-    terms = evaluate(model, x, y if kind in ("cvae", "m2") else None)
-    out = {"test_elbo": round(terms["elbo"], 3)} if "elbo" in terms else {"test_recon": terms["recon"]}
-    if kind != "ae":
-        lls = []
-        for start in range(0, len(x), batch_size):
-            xb = B.from_numpy(x[start:start + batch_size], dtype=B.get_default_dtype())
-            yb = B.from_numpy(y[start:start + batch_size]) if kind == "cvae" else None
-            lls.append(importance_sampled_log_likelihood(model, xb, k=k, y=yb))
-        ll = B.np.concatenate(lls)
-        out[f"test_nll_k{k}"] = round(float(-ll.mean()), 3)
-    if kind == "m2":
-        out["test_error"] = round(classification_error(model, B.from_numpy(x, dtype=B.get_default_dtype()),
-                                                       B.from_numpy(y)), 4)  # fmt: skip
-    out["eval_seconds"] = round(time.perf_counter() - t0, 1)
-    out["n_examples"] = len(x)
-    return out
-
-
 def cmd_eval(args) -> int:
+    from minivae.train import evaluate_checkpoint
+
     _select_device(args)
-    out = _evaluate(args.checkpoint, args.nll_samples, args.dataset, args.split, args.limit,
-                    args.batch_size, args.seed)  # fmt: skip
+    out = evaluate_checkpoint(args.checkpoint, args.nll_samples, args.dataset, args.split,
+                              args.limit, args.batch_size, args.seed)  # fmt: skip
     print(json.dumps(out))
     return 0
 
 
 def cmd_sample(args) -> int:
-    from minivae import plots
-    from minivae.checkpoint import load_model
-    from minivae.tensor import no_grad
+    from minivae.data import dataset_info
+    from minivae.train import sample_figure
 
     _select_device(args)
-    model, _ = load_model(args.checkpoint)
-    kind = model.config["kind"]
+    model, meta = load_model(args.checkpoint)
     B.manual_seed(args.seed)
-    with no_grad():
-        if kind in ("cvae", "m2"):
-            n_classes = model.config["n_classes"]
-            if args.label is None:
-                labels = B.xp.arange(args.n) % n_classes
-            elif not 0 <= args.label < n_classes:
-                raise ValueError(f"--label must lie in [0, {n_classes}), got {args.label}")
-            else:
-                labels = B.xp.full(args.n, args.label)
-            samples = model.sample(args.n, labels)
-        elif kind == "ae":
-            raise ValueError("an autoencoder has no prior to sample from (lesson 01 shows why)")
-        else:
-            if args.label is not None:
-                raise ValueError(f"--label needs a conditional model (cvae or m2), not {kind}")
-            samples = model.sample(args.n)
-    path = args.out or os.path.join(os.path.dirname(args.checkpoint) or ".",
-                                    f"samples{'' if args.label is None else f'-{args.label}'}.png")  # fmt: skip
-    title = f"{kind}: {args.n} samples" + ("" if args.label is None else f" of class {args.label}")
-    plots.image_grid(B.to_numpy(samples.data), path, title)
-    print(f"wrote {path}")
+    suffix = "" if args.label is None else f"-{args.label}"
+    path = args.out or os.path.join(os.path.dirname(args.checkpoint) or ".", f"samples{suffix}.png")
+    image_shape = dataset_info(meta["train_config"]["dataset"])["image_shape"]
+    print(f"wrote {sample_figure(model, path, args.n, args.label, image_shape)}")
     return 0
 
 

@@ -634,11 +634,44 @@ def binarize_fixed(images, seed: int = 0):
     return out if B.array_device(images) == "cpu" else B.from_numpy(out)
 
 
-def _subset(ds: Dataset, index, split: str) -> Dataset:
+BINARIZATIONS = ("dynamic", "fixed", "none")
+
+
+def binarized(images, how: str, rng=None, seed: int = 0):
+    """images binarized as the training loop's option says: "dynamic" a fresh Bernoulli draw
+    (rng), "fixed" the draw of ``seed`` (the same every call), "none" the grey levels."""
+    if how == "dynamic":
+        return binarize(images, rng)
+    if how == "fixed":
+        return binarize_fixed(images, seed=seed)
+    if how == "none":
+        return images
+    raise ValueError(f"unknown binarization {how!r}: choose one of {', '.join(BINARIZATIONS)}")
+
+
+def first_rows(ds: Dataset, n: int) -> Dataset:
+    """The first n examples of a Dataset (all of them when it has fewer)."""
+    return subset(ds, slice(0, n), ds.split)
+
+
+def subset(ds: Dataset, index, split: str) -> Dataset:
+    """The rows ``index`` of a Dataset (images, labels and factors alike), named ``split``."""
     return dataclasses.replace(
         ds, images=ds.images[index], labels=ds.labels[index], split=split,
         factors=None if ds.factors is None else ds.factors[index],
     )
+
+
+def split_rows(n: int, n_val: int, seed: int = 0):
+    """(train rows, validation rows) of n examples: n_val drawn by seed, the rest; each sorted.
+
+    The one split rule of the project (``train_val_split`` and the training loop use it):
+    the two are disjoint and together every row. n_val = 0 leaves no validation rows.
+    """
+    if not 0 <= n_val < max(n, 1):
+        raise ValueError(f"n_val must be in 0..{n - 1} for {n} examples, got {n_val}")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def train_val_split(ds: Dataset, n_val: int, seed: int = 0):
@@ -646,9 +679,8 @@ def train_val_split(ds: Dataset, n_val: int, seed: int = 0):
     n = len(ds)
     if not 0 < n_val < n:
         raise ValueError(f"n_val must be in 1..{n - 1} for {n} examples, got {n_val}")
-    perm = np.random.default_rng(seed).permutation(n)
-    val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    return _subset(ds, train, "train"), _subset(ds, val, "val")
+    train, val = split_rows(n, n_val, seed)
+    return subset(ds, train, "train"), subset(ds, val, "val")
 
 
 def labelled_subset(labels, n: int, seed: int = 0, n_classes: int | None = None):
@@ -670,13 +702,70 @@ def labelled_subset(labels, n: int, seed: int = 0, n_classes: int | None = None)
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
-def _to_device(a):
+# ----------------------------------------------------------------------------- batches
+
+BATCH_KINDS = ("images", "labelled", "semi-supervised")
+
+
+@dataclasses.dataclass
+class Batch:
+    """One minibatch as a model's ``loss`` and ``evaluate`` read it (device arrays).
+
+    What it must hold is the model's ``batch_kind``:
+        "images"           x
+        "labelled"         x and its labels y
+        "semi-supervised"  x (unlabelled images) plus x_labelled and y_labelled;
+                           for evaluation, x with its labels y
+    Labels are what the model's ``dataset_labels`` gives: class indices (B,), or
+    real-valued properties (B, k).
+    """
+
+    x: object = None  # (B, x_dim) images
+    y: object = None  # labels of x, or None
+    x_labelled: object = None  # (B_l, x_dim) labelled images of a semi-supervised batch
+    y_labelled: object = None  # their labels
+
+    def __len__(self) -> int:
+        """Examples in the batch: the rows of x plus those of x_labelled."""
+        return sum(len(a) for a in (self.x, self.x_labelled) if a is not None)
+
+
+def to_device(a):
+    """A host array on the current device: floats in the default dtype, integers as int64."""
+    if not hasattr(a, "dtype"):  # a list or a number
+        a = np.asarray(a)
     kind = a.dtype.kind
     if kind == "f":
-        return B.from_numpy(a, dtype=B.get_default_dtype())
+        return B.from_numpy(np.ascontiguousarray(a), dtype=B.get_default_dtype())
     if kind in "iu":
         return B.from_numpy(a, dtype=np.int64)
     return B.from_numpy(a)
+
+
+def _check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def batch_rows(n: int, batch_size: int, rng=None, shuffle: bool = True, drop_last: bool = False):
+    """The row indices of each minibatch of n rows (host int arrays), each row once.
+
+    rng (a NumPy Generator) draws the order when shuffling, at the first batch; by
+    default the backend's seeded cpu generator. drop_last leaves out a last, smaller batch.
+    """
+    batch_size = _check_batch_size(batch_size)
+    if shuffle and rng is None:
+        rng = B.rng_on_cpu()
+
+    def generate():
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            yield order[start:start + batch_size]
+
+    return generate()
 
 
 def batches(x, batch_size: int, *extra, rng=None, shuffle: bool = True, drop_last: bool = False):
@@ -686,24 +775,100 @@ def batches(x, batch_size: int, *extra, rng=None, shuffle: bool = True, drop_las
     the backend's default dtype, integer arrays int64. rng (a NumPy Generator) shuffles; by
     default the backend's seeded cpu generator.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    _check_batch_size(batch_size)
     n = len(x)
     for i, a in enumerate(extra):
         if len(a) != n:
             raise ValueError(f"extra array {i} has {len(a)} rows but x has {n}: they must match")
-    if shuffle and rng is None:
-        rng = B.rng_on_cpu()
+    rows = batch_rows(n, batch_size, rng=rng, shuffle=shuffle, drop_last=drop_last)
 
     def generate():
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            index = order[start:start + batch_size]
+        for index in rows:
             if not extra:
-                yield _to_device(x[index])
+                yield to_device(x[index])
             else:
-                yield (_to_device(x[index]),) + tuple(_to_device(a[index]) for a in extra)
+                yield (to_device(x[index]),) + tuple(to_device(a[index]) for a in extra)
 
     return generate()
+
+
+def _check_batch_kind(batch_kind: str) -> str:
+    if batch_kind not in BATCH_KINDS:
+        raise ValueError(f"unknown batch kind {batch_kind!r}: choose one of {', '.join(BATCH_KINDS)}")
+    return batch_kind
+
+
+def pick_labelled(batch_kind: str, classes, n: int, seed: int = 0):
+    """The labelled rows a batch kind trains on: ``labelled_subset`` indices for
+    "semi-supervised", None for the others (they see every label, or none)."""
+    if _check_batch_kind(batch_kind) != "semi-supervised":
+        return None
+    return labelled_subset(classes, n, seed=seed)
+
+
+def _cycle(index, size: int, rng):
+    """Endless minibatches of ``size`` rows of ``index``, reshuffled each time it runs out."""
+    order = rng.permutation(index)
+    while True:
+        if len(order) < size:
+            order = rng.permutation(index)
+        yield order[:size]
+        order = order[size:]
+
+
+def epoch_batches(batch_kind: str, x, y, batch_size: int, rng, labelled=None,
+                  labelled_batch_size: int = 100):
+    """One epoch of training Batches holding what ``batch_kind`` says, as device arrays.
+
+    x (N, D) host images (binarized for this epoch), y their labels (N, ...) or None;
+    every row of x comes once per epoch, in batches of batch_size (a last, smaller
+    batch is dropped; fewer rows than batch_size make one batch of all of them).
+    "semi-supervised": each Batch also holds min(labelled_batch_size, N_l) of the
+    ``labelled`` rows with their labels, cycling through them in a fresh order.
+    """
+    batch_kind = _check_batch_kind(batch_kind)
+    size = min(batch_size, len(x))
+    if batch_kind == "semi-supervised":
+        if labelled is None or y is None:
+            raise ValueError("a semi-supervised batch needs labelled rows and their labels")
+        picks = _cycle(labelled, min(labelled_batch_size, len(labelled)), rng)
+    for index in batch_rows(len(x), size, rng=rng, drop_last=True):
+        xb = to_device(x[index])
+        if batch_kind == "images":
+            yield Batch(xb)
+        elif batch_kind == "labelled":
+            yield Batch(xb, to_device(y[index]))
+        else:
+            rows = next(picks)
+            yield Batch(xb, x_labelled=to_device(x[rows]), y_labelled=to_device(y[rows]))
+
+
+def evaluation_batches(x, y=None, batch_size: int = 1000):
+    """Batch(x, y) of the rows of x (and their labels y, or None) in order, as device arrays."""
+    for start in range(0, len(x), batch_size):
+        stop = start + batch_size
+        yield Batch(to_device(x[start:stop]), None if y is None else to_device(y[start:stop]))
+
+
+# ----------------------------------------------------------------------------- a property of images
+
+
+def slant_degrees(images, image_shape=(28, 28)):
+    """Slant of each image in degrees, positive when it leans right: (N, H*W) -> (N,) float64.
+
+    The ink I(r, c) (row r downwards, column c) is a mass with centre (r_bar, c_bar) and
+    second central moments mu_rr = sum (r - r_bar)^2 I / sum I, mu_rc = sum (r - r_bar)
+    (c - c_bar) I / sum I. mu_rc / mu_rr is the shear, the columns the ink moves per row
+    going down (what "deskewing" MNIST undoes); a digit leaning right moves left going
+    down, so  slant = atan(-mu_rc / mu_rr)  (0 = upright). Host arrays in and out.
+    """
+    img = np.asarray(B.to_numpy(images), dtype=np.float64).reshape(-1, *image_shape)  # (N, H, W)
+    r = np.arange(image_shape[0], dtype=np.float64)[None, :, None]  # rows, downwards
+    c = np.arange(image_shape[1], dtype=np.float64)[None, None, :]  # columns, rightwards
+    mass = img.sum(axis=(1, 2)) + 1e-12  # (N,)
+    r_bar = (img * r).sum(axis=(1, 2)) / mass  # (N,) centre of the ink
+    c_bar = (img * c).sum(axis=(1, 2)) / mass
+    dr, dc = r - r_bar[:, None, None], c - c_bar[:, None, None]  # (N, H, W)
+    mu_rc = (img * dr * dc).sum(axis=(1, 2)) / mass  # (N,) second central moments
+    mu_rr = (img * dr * dr).sum(axis=(1, 2)) / mass + 1e-12
+    return np.degrees(np.arctan(-mu_rc / mu_rr))

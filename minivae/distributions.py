@@ -73,7 +73,7 @@ class DiagonalGaussian:
         return ops.gaussian_log_prob(z, self.mu, self.log_var).sum(axis=-1)
 
     def kl_to_standard(self) -> Tensor:
-        """KL(self || N(0, I)) per example, in closed form (seed 001, Problem 1.7): (B,)."""
+        """KL(self || N(0, I)) per example, in closed form (Computational Intelligence Lab, Series 9, Problem 1.7): (B,)."""
         return ops.kl_normal_std(self.mu, self.log_var)
 
     def kl(self, other: DiagonalGaussian) -> Tensor:
@@ -90,7 +90,7 @@ class FullGaussian:
     """N(mu, L L^T) with mu (B, D) and a lower-triangular L (B, D, D) with positive diagonal.
 
     Build L from unconstrained numbers with ``ops.cholesky_factor(log_diag, offdiag)``
-    (seed 002: z = mu + L eps with Sigma = L L^T).
+    (the blog post 'Variational Autoencoders' (2018): z = mu + L eps with Sigma = L L^T).
     """
 
     def __init__(self, mu, L):

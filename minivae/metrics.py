@@ -1,6 +1,11 @@
-"""Evaluation: importance-sampled log-likelihood, the IWAE bound, classification error, active units.
+"""Evaluation: a model's numbers over a data set, importance-sampled log-likelihood, the IWAE
+bound, classification error, active units.
 
-Importance sampling (seed 003, "VAE applications: approximating sample probability";
+``evaluate(model, x, y)`` averages the model's own ``evaluate(batch)`` (the model
+protocol, ``minivae.models.common``) over evaluation batches; ``test_report`` adds the
+importance-sampled log-likelihood, for ``minivae eval`` and the training summary.
+
+Importance sampling (Understanding Deep Learning, ch. 17, "VAE applications: approximating sample probability";
 Burda et al. 2015, appendix): with z_k ~ q(z | x),
     p(x) = E_q[p(x, z) / q(z | x)]  ~  (1/K) sum_k p(x, z_k) / q(z_k | x),
 so  log p(x) ~ log mean_k w_k  with  log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x).
@@ -18,6 +23,7 @@ import math
 import numbers
 
 from minivae import backend as B
+from minivae import data as D
 from minivae.distributions import log_mean_exp
 from minivae.tensor import Tensor, no_grad
 
@@ -47,14 +53,14 @@ def _floats_per_sample(model) -> int:
     latent = config.get("latent", 50)
     hidden = sum(config.get("hidden", [500]))
     per = 4 * x_dim + 4 * hidden + 8 * latent  # decoder output, log-probs, activations, z terms
-    if config.get("kind") == "m2":
-        per *= config.get("n_classes", 10)  # one z per class
+    if getattr(model, "sums_over_classes", False):  # M2's log p(x): one z per class
+        per *= config.get("n_classes", 10)
     return max(per, 1)
 
 
 def default_chunk(model, batch: int, max_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
     """Samples per chunk so that one chunk's activations stay under about ``max_bytes``."""
-    itemsize = B.np.dtype(B.get_default_dtype()).itemsize
+    itemsize = B.xp.dtype(B.get_default_dtype()).itemsize
     for p in getattr(model, "parameters", list)():
         itemsize = p.data.dtype.itemsize
         break
@@ -123,7 +129,7 @@ def unit_activity(mu):
         raise ValueError(
             f"unit_activity: needs posterior means of shape (N, latent) with N >= 2, got {mu.shape}"
         )
-    return mu.astype(B.np.float64).var(axis=0)
+    return mu.astype("float64").var(axis=0)
 
 
 def active_units(mu, threshold: float = 1e-2) -> int:
@@ -131,3 +137,45 @@ def active_units(mu, threshold: float = 1e-2) -> int:
     if not threshold >= 0:
         raise ValueError(f"active_units: threshold must be >= 0, got {threshold!r}")
     return int((unit_activity(mu) > threshold).sum())
+
+
+# ----------------------------------------------------------------------------- over a data set
+
+
+@no_grad()
+def evaluate(model, x, y=None, batch_size: int = 1000) -> dict:
+    """Per-example means of ``model.evaluate(Batch(x, y))`` over a data set, in batches.
+
+    x (N, D) host images, y their labels as the model's ``dataset_labels`` gives them, or
+    None. Every number the model reports is a per-example mean, so each batch counts with
+    its size.
+    """
+    batch_size = _check_positive_int("evaluate", "batch_size", batch_size)
+    totals: dict[str, float] = {}
+    n = len(x)
+    for batch in D.evaluation_batches(x, y, batch_size):
+        for key, value in model.evaluate(batch).items():
+            totals[key] = totals.get(key, 0.0) + value * len(batch.x)
+    return {key: value / n for key, value in totals.items()}
+
+
+@no_grad()
+def test_report(model, x, y=None, k: int = 0, batch_size: int = 100) -> dict:
+    """The numbers of ``minivae eval`` for host images x (and their labels y, or None).
+
+    "test_elbo" (or "test_recon" for a model without a bound), every other number of
+    ``model.evaluate`` as "test_<name>", and with k > 0 the importance-sampled
+    negative log-likelihood "test_nll_k<k>" (of p(x | y) where ``model.condition``
+    says the densities are conditioned on y), all per example in nats.
+    """
+    terms = evaluate(model, x, y, batch_size=max(batch_size, 1000))
+    out = {f"test_{key}": round(value, 4) for key, value in terms.items() if key != "loss"}
+    if k > 0 and hasattr(model, "log_importance_weights"):
+        lls = []
+        for batch in D.evaluation_batches(x, y, batch_size):
+            lls.append(importance_sampled_log_likelihood(model, batch.x, k=k,
+                                                         y=model.condition(batch)))  # fmt: skip
+        total = sum(float(ll.sum()) for ll in lls)
+        out[f"test_nll_k{k}"] = round(-total / len(x), 3)
+    out["n_examples"] = len(x)
+    return out

@@ -192,3 +192,30 @@ class MLP(Sequential):
                 layers.append(Activation(final_activation))
         super().__init__(*layers)
         self.sizes = sizes
+
+    # --- the first layer on a block of the input (for models that reuse part of it) --------
+    def first_layer_part(self, part, start: int, bias: bool = False):
+        """The first layer's contribution of one block of its input: part @ W[start : start + w] (+ b).
+
+        The first layer is linear in its input, so for an input [a, b] (a of width w_a)
+            first layer([a, b]) = first_layer_part(a, 0, bias=True) + first_layer_part(b, w_a);
+        a model that feeds the same a with many b (M2: one x, every class) computes a's
+        part once. part (N, w) -> (N, sizes[1]).
+        """
+        first = self.layers[0]  # Linear(sizes[0], sizes[1])
+        width = part.shape[-1]
+        if start < 0 or start + width > first.n_in:
+            raise ValueError(
+                f"MLP.first_layer_part: a block of width {width} at column {start} does not fit "
+                f"the first layer's {first.n_in} inputs"
+            )
+        weight = first.weight[start : start + width]  # (w, H): the rows that multiply the block
+        if bias and first.bias is not None:
+            return ops.linear(part, weight, first.bias)
+        return ops.matmul(part, weight)
+
+    def after_first_layer(self, h):
+        """The layers after the first Linear (its activation, the next Linear, ...): (N, sizes[1]) -> out."""
+        for layer in self.layers[1:]:
+            h = layer(h)
+        return h

@@ -3,10 +3,13 @@
     from minivae.train import TrainConfig, train
     history = train(TrainConfig(model={"kind": "vae", "latent": 20}, epochs=10), "runs/vae")
 
+The loop knows no model by name: it reads the model protocol of
+``minivae.models.common`` (``batch_kind``, the data hooks, ``loss(batch)``,
+``evaluate(batch)``), so every model in ``minivae.models.MODELS`` trains here.
 Each epoch appends one JSON line to ``metrics.jsonl`` (train and validation
-ELBO, reconstruction, KL in nats per example; classification error for M2) and
-writes ``checkpoint.npz`` atomically. A NaN or Inf loss stops training with a
-message naming the step and the loss terms, and the last good checkpoint stays.
+ELBO, reconstruction, KL in nats per example; an error where the model predicts
+labels) and writes ``checkpoint.npz`` atomically. A NaN or Inf loss stops training
+with a message naming the step and the loss terms, and the last good checkpoint stays.
 With the same seed, N epochs straight and k epochs + resume for N - k give
 bit-identical weights on NumPy: the checkpoint holds the weights, the optimizer
 state and the random state.
@@ -23,15 +26,16 @@ from dataclasses import asdict, dataclass, field
 
 from minivae import backend as B
 from minivae import data as D
+from minivae import plots
 from minivae.checkpoint import read_checkpoint, save_checkpoint
-from minivae.models import MODELS, build_model
+from minivae.metrics import evaluate
+from minivae.models import MODELS, build_model, model_class
 from minivae.optim import OPTIMIZERS, clip_grad_norm
 from minivae.tensor import no_grad
 
 SCHEDULES = ("constant", "exponential", "cosine")
-# the models this loop can train from a dataset's images and class labels
-TRAINABLE = ("ae", "vae", "cvae", "m2")
-BINARIZATIONS = ("dynamic", "fixed", "none")
+TRAINABLE = tuple(MODELS)  # every model of the registry trains through this loop
+BINARIZATIONS = D.BINARIZATIONS
 
 
 class TrainingDiverged(FloatingPointError):
@@ -54,24 +58,15 @@ class TrainConfig:
     clip_grad: float | None = None  # global gradient-norm limit
     binarize: str = "dynamic"  # dynamic: a fresh Bernoulli draw each epoch; fixed; none
     n_val: int = 10000  # examples held out of the training split for validation (0: none)
-    n_labelled: int = 100  # M2 only: class-balanced labelled examples
-    labelled_batch_size: int = 100  # M2 only
+    n_labelled: int = 100  # semi-supervised models: class-balanced labelled examples
+    labelled_batch_size: int = 100  # semi-supervised models: labelled examples per batch
     limit_train: int | None = None  # use only the first N training examples (quick runs)
     seed: int = 0
     progress: bool = True
     fallback_dataset: bool = False  # lessons: use built-in data when the dataset is missing
 
     def validate(self) -> None:
-        kind = self.model.get("kind")
-        if kind not in MODELS:
-            raise ValueError(f"unknown model {kind!r}: choose one of {', '.join(TRAINABLE)}")
-        if kind not in TRAINABLE:
-            raise ValueError(
-                f"the training loop cannot train {kind!r}: it needs a real-valued label for "
-                "some images, which no dataset here provides; train it from Python with its "
-                "own loss(x_unlabelled, x_labelled, y_labelled), as "
-                "lessons/06_semi_supervised_regression.py does"
-            )
+        model_class(self.model)  # an unknown kind names the known ones
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
@@ -136,72 +131,54 @@ def check_writable(out_dir) -> str:
 
 @dataclass
 class Splits:
-    """Host (NumPy) arrays of one run: training, validation, and for M2 the labelled subset."""
+    """Host arrays of one run: the training and validation rows, with the model's labels.
 
-    x_train: object
+    y_train, y_val: what the model's ``dataset_labels`` gives (class indices, a
+    standardized property), or None. labelled: indices into the training rows of a
+    semi-supervised model's labelled examples, else None. train_rows, val_rows: where
+    the rows came from in the loaded data set (disjoint).
+    """
+
+    x_train: object  # (N, D) grey levels, binarized afresh each epoch
     y_train: object
-    x_val: object
+    x_val: object  # (N_val, D) as evaluated: binarized once
     y_val: object
     source: str
-    labelled: object = None  # indices into x_train
+    image_shape: tuple = (28, 28)
+    labelled: object = None
+    train_rows: object = None
+    val_rows: object = None
 
 
 def prepare_data(config: TrainConfig) -> Splits:
-    """Load the dataset, hold out validation, pick M2's labelled subset; all on the host."""
-    if config.fallback_dataset:
-        ds = D.load_for_lesson(config.dataset, "train")
-    else:
-        ds = D.load_dataset(config.dataset, "train")
-    x, y = ds.images, ds.labels
+    """Load the data set, hold out validation, pick the labelled subset, make the model's labels.
+
+    Every split goes through ``minivae.data``: ``split_rows`` (the rule of
+    ``train_val_split``: n_val rows drawn by the seed), ``pick_labelled`` (what the model's
+    batch kind needs) and ``binarize_fixed`` (the validation images, once). The config
+    entries that follow from the data (the model's ``data_config``: M2's dataset sizes, the
+    scale of a continuous label) are added to ``config.model`` where it does not set them.
+    """
+    cls = model_class(config.model)
+    load = D.load_for_lesson if config.fallback_dataset else D.load_dataset
+    ds = load(config.dataset, "train")
     if config.limit_train is not None:
-        x, y = x[: config.limit_train], y[: config.limit_train]
-    n_val = min(config.n_val, len(x) // 5)
-    order = B.np.random.default_rng(config.seed + 7919).permutation(len(x))
-    val, tr = order[:n_val], order[n_val:]
-    x_val, y_val = x[val], y[val]
+        ds = D.first_rows(ds, config.limit_train)
+    n_val = min(config.n_val, len(ds) // 5)
+    train_rows, val_rows = D.split_rows(len(ds), n_val, seed=config.seed)  # disjoint, sorted
+    train_ds, val_ds = D.subset(ds, train_rows, "train"), D.subset(ds, val_rows, "val")
+    labelled = D.pick_labelled(cls.batch_kind, train_ds.labels, config.n_labelled, seed=config.seed)
+    for key, value in cls.data_config(train_ds, labelled).items():
+        config.model.setdefault(key, value)
+    x_val = val_ds.images
     if config.binarize != "none" and len(x_val):
-        x_val = D.binarize_fixed(x_val, seed=config.seed + 1)  # binarized once
-    splits = Splits(x[tr], y[tr], x_val, y_val, ds.source)
-    if config.model.get("kind") == "m2":
-        splits.labelled = D.labelled_subset(splits.y_train, config.n_labelled, seed=config.seed)
-    return splits
-
-
-def _binarize_epoch(config: TrainConfig, x, rng):
-    if config.binarize == "dynamic":
-        return D.binarize(x, rng)
-    if config.binarize == "fixed":
-        return D.binarize_fixed(x, seed=config.seed)
-    return x
-
-
-def _to_device(a):
-    dtype = B.get_default_dtype() if a.dtype.kind == "f" else None
-    return B.from_numpy(a, dtype=dtype)
-
-
-@no_grad()
-def evaluate(model, x, y=None, batch_size: int = 1000) -> dict:
-    """Per-example means of the model's loss terms over a data set (host arrays in)."""
-    totals: dict[str, float] = {}
-    n = len(x)
-    wrong = 0
-    for start in range(0, n, batch_size):
-        xb = _to_device(x[start : start + batch_size])
-        yb = None if y is None else _to_device(y[start : start + batch_size])
-        if model.config["kind"] == "m2":
-            _, terms = model.loss(xb, xb, yb)
-            wrong += int((model.classify(xb) != yb).sum())
-        elif model.config["kind"] == "cvae":
-            _, terms = model.loss(xb, yb)
-        else:
-            _, terms = model.loss(xb)
-        for k, v in terms.items():
-            totals[k] = totals.get(k, 0.0) + v * len(xb)
-    out = {k: v / n for k, v in totals.items()}
-    if model.config["kind"] == "m2" and y is not None:
-        out["error"] = wrong / n
-    return out
+        x_val = D.binarize_fixed(x_val, seed=config.seed + 1)  # binarized once, for every epoch
+    return Splits(
+        x_train=train_ds.images, y_train=cls.dataset_labels(train_ds, config.model),
+        x_val=x_val, y_val=cls.dataset_labels(val_ds, config.model), source=ds.source,
+        image_shape=tuple(ds.image_shape), labelled=labelled, train_rows=train_rows,
+        val_rows=val_rows,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -219,10 +196,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
     ckpt_path = os.path.join(out_dir, "checkpoint.npz")
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
 
-    splits = prepare_data(config)
-    if config.model.get("kind") == "m2":  # the classification weight alpha follows the data sizes
-        config.model.setdefault("n_labelled", len(splits.labelled))
-        config.model.setdefault("n_total", len(splits.x_train))
+    splits = prepare_data(config)  # also adds the model's data-derived config entries
     B.manual_seed(config.seed)
     model = build_model(config.model)
     optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr)
@@ -259,26 +233,14 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         optimizer.lr = learning_rate(config, epoch)
-        x_epoch = _binarize_epoch(config, splits.x_train, rng)
-        order = rng.permutation(n)
-        lab_order = rng.permutation(splits.labelled) if kind == "m2" else None
+        x_epoch = D.binarized(splits.x_train, config.binarize, rng, seed=config.seed)
+        batches = D.epoch_batches(model.batch_kind, x_epoch, splits.y_train, config.batch_size,
+                                  rng, splits.labelled, config.labelled_batch_size)  # fmt: skip
         sums: dict[str, float] = {}
         bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}", show)
-        for step in range(steps_per_epoch):
-            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+        for step, batch in enumerate(batches):
             w = kl_weight(config, epoch, step, steps_per_epoch)
-            xb = _to_device(x_epoch[idx])
-            if kind == "m2":
-                lab_order, lab_idx = _cycle(lab_order, splits.labelled, config, rng)
-                loss, terms = model.loss(
-                    xb, _to_device(x_epoch[lab_idx]), _to_device(splits.y_train[lab_idx]), w
-                )
-            elif kind == "cvae":
-                loss, terms = model.loss(xb, _to_device(splits.y_train[idx]), kl_weight=w)
-            elif kind == "ae":
-                loss, terms = model.loss(xb)
-            else:
-                loss, terms = model.loss(xb, kl_weight=w)
+            loss, terms = model.loss(batch, kl_weight=w)
             value = float(loss.data)
             if not math.isfinite(value):
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
@@ -304,7 +266,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
         row.update({f"train_{k}": v / steps_per_epoch for k, v in sums.items()})
         if len(splits.x_val):  # n_val = 0 trains on the whole split, without validation
             model.eval()
-            val = evaluate(model, splits.x_val, splits.y_val if kind in ("m2", "cvae") else None)
+            val = evaluate(model, splits.x_val, splits.y_val)
             model.train()
             row.update({f"val_{k}": v for k, v in val.items()})
         if on_epoch is not None:
@@ -323,12 +285,76 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
     return history
 
 
-def _cycle(lab_order, labelled, config: TrainConfig, rng):
-    """The next labelled minibatch for M2, reshuffling the labelled set when it runs out."""
-    size = min(config.labelled_batch_size, len(labelled))
-    if len(lab_order) < size:
-        lab_order = rng.permutation(labelled)
-    return lab_order[size:], lab_order[:size]
+# ----------------------------------------------------------------------------- a run's figures
+
+
+@no_grad()
+def write_figures(model, dataset: str, out_dir, seed: int = 0, history=None,
+                  n_shown: int = 30) -> list:
+    """A run's figures as PNGs: its training curves (when a history is given), reconstructions
+    of test images, and samples where the model has a prior.
+
+    The images take the data set's own shape (``minivae.data.dataset_info``): 28 x 28 for
+    MNIST, 32 x 32 for shapes. Returns the paths written.
+    """
+    image_shape = D.dataset_info(dataset)["image_shape"]
+    ds = D.load_dataset(dataset, "test")
+    kind = model.config["kind"]
+    paths = []
+    if history:  # the terms the model reports: elbo, recon, kl (the autoencoder: recon)
+        keys = [k for k in ("elbo", "recon", "kl") if f"train_{k}" in history[-1]]
+        paths.append(plots.training_curves(history, os.path.join(out_dir, "training_curves.png"),
+                                           f"{kind} on {dataset}: training curves", keys=keys))
+    B.manual_seed(seed)
+    labels = model.dataset_labels(D.first_rows(ds, n_shown), model.config)
+    batch = next(D.evaluation_batches(ds.images[:n_shown], labels, n_shown))
+    recon = model.reconstruct(batch.x, model.condition(batch))
+    paths.append(plots.reconstructions(
+        ds.images[:n_shown], B.to_numpy(recon.data), os.path.join(out_dir, "reconstructions.png"),
+        f"{kind}: test images and their reconstructions (rows alternate)",
+        image_shape=image_shape))  # fmt: skip
+    if model.has_prior:
+        paths.append(sample_figure(model, os.path.join(out_dir, "samples.png"), 64, None,
+                                   image_shape))  # fmt: skip
+    return paths
+
+
+@no_grad()
+def sample_figure(model, path, n: int = 64, label=None, image_shape=(28, 28)):
+    """A grid of ``model.figure_samples(n, label)`` in the data's image shape; returns the path."""
+    images, caption, ncols = model.figure_samples(n, label)
+    return plots.image_grid(B.to_numpy(images.data), path, f"{model.config['kind']}: {caption}",
+                            ncols=ncols, image_shape=image_shape)  # fmt: skip
+
+
+TEST_BINARIZATION_SEED = 12345  # the test set binarized once, the same for every model
+
+
+def evaluate_checkpoint(path, k: int = 0, dataset: str | None = None, split: str = "test",
+                        limit: int | None = None, batch_size: int = 100, seed: int = 0) -> dict:
+    """``metrics.test_report`` of the model in a checkpoint, on a split of its data set.
+
+    The images are binarized once with a fixed seed (unless the run trained on grey
+    levels), the labels are the model's own (``dataset_labels``), and k > 0 adds the
+    importance-sampled NLL with k samples. Adds "eval_seconds".
+    """
+    from minivae.checkpoint import load_model
+    from minivae.metrics import test_report
+
+    model, meta = load_model(path)
+    train_config = meta["train_config"]
+    ds = D.load_dataset(dataset or train_config["dataset"], split)
+    if limit:
+        ds = D.first_rows(ds, limit)
+    x = ds.images
+    if train_config.get("binarize", "dynamic") != "none":
+        x = D.binarize_fixed(x, seed=TEST_BINARIZATION_SEED)
+    B.manual_seed(seed)
+    t0 = time.perf_counter()
+    model.eval()
+    out = test_report(model, x, model.dataset_labels(ds, model.config), k=k, batch_size=batch_size)
+    out["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 def _progress(total: int, desc: str, show: bool):

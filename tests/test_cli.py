@@ -65,7 +65,7 @@ def test_sample_with_and_without_label(trained_run, capsys, tmp_path):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code = main(["sample", str(trained_run / "checkpoint.npz"), "--label", "12"])
     assert code == 2
-    assert "--label must lie in [0, 10), got 12" in capsys.readouterr().err
+    assert "label 12 is outside the valid range [0, 10)" in capsys.readouterr().err
 
 
 def test_datasets_lists_every_dataset(capsys):
@@ -112,3 +112,45 @@ def test_tc_beta_reaches_the_model_and_is_refused_where_it_does_not_apply(tmp_pa
     assert "train_tc" in metrics[0]
     with pytest.raises(SystemExit, match="--tc-beta applies to vae and cvae, not m2"):
         main(["train", "m2", "--tc-beta", "4", "--out", str(tmp_path)])
+
+
+@pytest.fixture(scope="module")
+def continuous_run(tmp_path_factory):
+    """The continuous-label model through the command: its label is each image's slant."""
+    out = tmp_path_factory.mktemp("runs")
+    code = main(["train", "ssvae-continuous", "--dataset", "fashion-mnist-builtin", "--hidden",
+                 "16", "--latent", "2", "--epochs", "1", "--batch-size", "100", "--n-val", "200",
+                 "--limit-train", "1000", "--labels", "50", "--out", str(out), "--name", "cont",
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    return out / "cont"
+
+
+def test_the_continuous_label_model_trains_evaluates_and_samples(continuous_run, capsys, tmp_path):
+    for name in ("checkpoint.npz", "reconstructions.png", "samples.png", "training_curves.png"):
+        assert (continuous_run / name).exists(), name
+    config = json.loads((continuous_run / "config.json").read_text())
+    assert config["model"]["kind"] == "ssvae-continuous" and config["model"]["label_std"] > 0
+    capsys.readouterr()
+    assert main(["eval", str(continuous_run / "checkpoint.npz"), "--nll-samples", "5",
+                 "--limit", "100"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["n_examples"] == 100 and out["test_label_mse"] > 0 and out["test_nll_k5"] > 0
+    target = tmp_path / "slant.png"
+    assert main(["sample", str(continuous_run / "checkpoint.npz"), "-n", "9", "--label", "12.5",
+                 "--out", str(target)]) == 0  # fmt: skip
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sample_refuses_what_a_model_cannot_do(tmp_path, capsys):
+    code = main(["train", "ae", "--dataset", "fashion-mnist-builtin", "--hidden", "8",
+                 "--latent", "2", "--epochs", "1", "--batch-size", "100", "--n-val", "100",
+                 "--limit-train", "500", "--out", str(tmp_path), "--name", "ae",
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert not (tmp_path / "ae" / "samples.png").exists()  # no prior, no samples figure
+    assert main(["sample", str(tmp_path / "ae" / "checkpoint.npz")]) == 2
+    assert "no prior to sample from" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--beta applies to vae, cvae, m2 and ssvae-continuous, "
+                                         "not ae"):
+        main(["train", "ae", "--beta", "2", "--out", str(tmp_path)])

@@ -21,6 +21,7 @@ import minivae
 from minivae import Tensor
 from minivae import backend as B
 from minivae import distributions as dist
+from minivae.data import Batch
 from minivae.metrics import importance_sampled_log_likelihood
 from minivae.models import VAE, SemiSupervisedVAE
 from minivae.optim import Adam
@@ -213,7 +214,7 @@ def test_linear_vae_trained_with_adam_reaches_the_ppca_mle():
         if step == 1400:
             opt.lr = 0.01
         opt.zero_grad()
-        loss, _ = vae.loss(x)
+        loss, _ = vae.loss(Batch(x))
         loss.backward()
         opt.step()
     dec = vae.decoder.layers[0]

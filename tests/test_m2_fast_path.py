@@ -2,9 +2,10 @@
 
 The unlabelled bound U(x) needs L(x, y) for every class y of nonzero weight. The
 plain version tiles x C times and runs the whole encoder and decoder on C * B rows;
-the fast one (``SemiSupervisedVAE.fast_sum_over_y``) computes x @ W[:x_dim] once and
-evaluates only the (class, example) pairs whose weight q(y|x) is not 0 (a confident
-classifier leaves few). Both must give the same bound and the same gradient for every
+the fast one (``SemiSupervisedVAE.fast_sum_over_y``) computes x's part of the first
+layer once (``MLP.first_layer_part``) and evaluates only the (class, example) pairs
+whose weight q(y|x) is not 0 (a confident classifier leaves few). The other M2 tests
+are in tests/test_m2.py. Both must give the same bound and the same gradient for every
 parameter, to rounding, in float64.
 """
 
@@ -16,6 +17,7 @@ import pytest
 import minivae
 from minivae import backend as B
 from minivae import nn
+from minivae.data import Batch
 from minivae.models import SemiSupervisedVAE
 
 X_DIM, C, LATENT = 9, 4, 3
@@ -80,7 +82,7 @@ def test_fast_sum_gives_the_plain_bound_and_gradients(case):
     grads, losses = [], []
     for model in (fast, plain):
         B.manual_seed(21)
-        loss, _ = model.loss(xu, xl, yl, kl_weight=0.6)
+        loss, _ = model.loss(Batch(xu, x_labelled=xl, y_labelled=yl), kl_weight=0.6)
         model.zero_grad()
         loss.backward()
         losses.append(loss.item())

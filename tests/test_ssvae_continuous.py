@@ -17,6 +17,7 @@ import minivae
 from minivae import Tensor, metrics
 from minivae import backend as B
 from minivae.checkpoint import load_model, save_checkpoint
+from minivae.data import Batch
 from minivae.gradcheck import gradcheck
 from minivae.models import MODELS, ContinuousSemiSupervisedVAE, build_model
 
@@ -93,7 +94,7 @@ def test_loss_gradients_reach_every_parameter(options):
     def fn(*params):
         for name, p in zip(names, params):
             set_parameter(model, name, p)
-        return model.loss(xu, xl, yl, kl_weight=0.6, eps_labelled=eps_l,
+        return model.loss(Batch(xu, x_labelled=xl, y_labelled=yl), kl_weight=0.6, eps_labelled=eps_l,
                           eps_unlabelled=eps_u, eps_y=eps_y)[0]  # fmt: skip
 
     report = gradcheck(fn, values, names=names, mode="full", max_full=10_000)
@@ -104,12 +105,12 @@ def test_loss_gradients_reach_every_parameter(options):
 def test_the_unlabelled_bound_trains_the_regressor_through_the_sampled_label():
     x, y = data(5)
     model = tiny(regression_weight=0.0)
-    loss, _ = model.loss(None, x, y)  # labelled only, no regression term: y is observed
+    loss, _ = model.loss(Batch(None, x_labelled=x, y_labelled=y))  # labelled only, no regression term: y is observed
     loss.backward()
     assert all(p.grad is None or not np.any(p.grad) for p in model.regressor.parameters())
     assert any(np.any(p.grad) for p in model.encoder.parameters())
     model = tiny(regression_weight=0.0)
-    loss, _ = model.loss(x)  # unlabelled only: y = mu_y + sigma_y eps carries the gradient
+    loss, _ = model.loss(Batch(x))  # unlabelled only: y = mu_y + sigma_y eps carries the gradient
     loss.backward()
     out = regressor_output_layer(model)
     assert np.all(out.weight.grad[:, 0] != 0)  # the mean's column: only through the sample y
@@ -200,11 +201,11 @@ def test_objective_combines_the_bounds_and_the_regression_term_as_documented():
     xl, yl = data(5)
     xu, _ = data(4, seed=1)
     eps_l, eps_u, eps_y = noise(5, LATENT), noise(4, LATENT, seed=2), noise(4, 1, seed=3)
-    loss, stats = model.loss(xu, xl, yl, kl_weight=0.5, eps_labelled=eps_l,
+    loss, stats = model.loss(Batch(xu, x_labelled=xl, y_labelled=yl), kl_weight=0.5, eps_labelled=eps_l,
                              eps_unlabelled=eps_u, eps_y=eps_y)  # fmt: skip
     lab = model.elbo(xl, yl, eps=eps_l)
     unl = model.elbo(xu, eps=eps_u, eps_y=eps_y)
-    sq = ((yl - model.predict(xl)) ** 2).sum(axis=1)  # ||y - E_q[y|x]||^2
+    sq = ((yl - model.predict(xl).numpy()) ** 2).sum(axis=1)  # ||y - E_q[y|x]||^2
     # the KL of z is weighted by beta * kl_weight = 1 in the objective; the bounds are unweighted
     kl_extra = (2.0 * 0.5 - 1.0) * (lab["kl_z"].numpy().sum() + unl["kl_z"].numpy().sum())
     J = lab["elbo"].numpy().sum() - 3.0 * sq.sum() + unl["elbo"].numpy().sum() - kl_extra
@@ -217,7 +218,8 @@ def test_objective_combines_the_bounds_and_the_regression_term_as_documented():
     everything = np.concatenate([lab["elbo"].numpy(), unl["elbo"].numpy()])
     assert stats["elbo"] == pytest.approx(everything.mean(), rel=1e-12)
     # beta = 2 with kl_weight = 1 weighs the KL twice: the loss moves, the reported bound not
-    loss2, stats2 = model.loss(xu, xl, yl, eps_labelled=eps_l, eps_unlabelled=eps_u, eps_y=eps_y)
+    loss2, stats2 = model.loss(Batch(xu, x_labelled=xl, y_labelled=yl), eps_labelled=eps_l,
+                               eps_unlabelled=eps_u, eps_y=eps_y)  # fmt: skip
     assert loss2.item() > loss.item() and stats2["elbo"] == pytest.approx(stats["elbo"], rel=1e-13)
 
 
@@ -226,13 +228,14 @@ def test_drawn_noise_is_the_noise_one_would_pass():
     xl, yl = data(5)
     xu, _ = data(4, seed=1)
     B.manual_seed(11)
-    loss, _ = model.loss(xu, xl, yl)
+    loss, _ = model.loss(Batch(xu, x_labelled=xl, y_labelled=yl))
     B.manual_seed(11)  # the same draws, in the documented order: labelled z, then y, then z
     rng = B.rng()
     eps_l = rng.standard_normal(size=(2, 5, LATENT))
     eps_y = rng.standard_normal(size=(2, 4, 1))
     eps_u = rng.standard_normal(size=(2, 4, LATENT))
-    fixed, _ = model.loss(xu, xl, yl, eps_labelled=eps_l, eps_unlabelled=eps_u, eps_y=eps_y)
+    fixed, _ = model.loss(Batch(xu, x_labelled=xl, y_labelled=yl), eps_labelled=eps_l,
+                          eps_unlabelled=eps_u, eps_y=eps_y)  # fmt: skip
     assert loss.item() == pytest.approx(fixed.item(), rel=1e-13)
 
 
@@ -325,7 +328,7 @@ def test_a_vector_of_labels_is_one_property():
 def test_labels_of_the_wrong_shape_name_both_shapes(k, labels, shown):
     model = tiny(label_dim=k)
     x, _ = data(5, k)
-    for call in (lambda: model.elbo(x, labels), lambda: model.loss(None, x, labels),
+    for call in (lambda: model.elbo(x, labels), lambda: model.loss(Batch(None, x_labelled=x, y_labelled=labels)),
                  lambda: model.encode(x, labels)):  # fmt: skip
         with pytest.raises(ValueError) as info:
             call()
@@ -352,13 +355,15 @@ def test_bad_labels_noise_and_calls_are_rejected_clearly():
     with pytest.raises(ValueError, match="eps_y"):
         model.elbo(x, y, eps_y=np.zeros((5, 1)))
     with pytest.raises(ValueError, match="without y_labelled"):
-        model.loss(None, x, None)
-    with pytest.raises(ValueError, match="needs x_unlabelled"):
-        model.loss()
+        model.loss(Batch(None, x_labelled=x))
+    with pytest.raises(ValueError, match=r"needs x \(unlabelled\)"):
+        model.loss(Batch())
     with pytest.raises(ValueError, match="kl_weight.*got -1"):
-        model.loss(x, kl_weight=-1)
+        model.loss(Batch(x), kl_weight=-1)
     with pytest.raises(ValueError, match=rf"width {X_DIM - 1}.*x_dim={X_DIM}"):
-        model.loss(np.zeros((2, X_DIM - 1)))
+        model.loss(Batch(np.zeros((2, X_DIM - 1))))
+    with pytest.raises(TypeError, match="take a minivae.data.Batch"):
+        model.loss(x)
     for kwargs, shown in (({"label_dim": 0}, "label_dim.*got 0"),
                           ({"regression_weight": -1.0}, "regression_weight.*got -1.0"),
                           ({"regressor_hidden": [3, 0]}, "got 0")):  # fmt: skip
@@ -381,7 +386,7 @@ def test_config_and_checkpoint_round_trip(tmp_path):
     assert loaded.config == config and meta["label_mean"] == 0.1
     x, y = data(4, 2)
     eps_z, eps_y = noise(2, 4, LATENT), noise(2, 4, 2, seed=2)
-    assert np.array_equal(loaded.predict(x), model.predict(x))
+    assert np.array_equal(loaded.predict(x).numpy(), model.predict(x).numpy())
     for yy in (y, None):
         a = loaded.elbo(x, yy, eps=eps_z, eps_y=None if yy is not None else eps_y)["elbo"].numpy()
         b = model.elbo(x, yy, eps=eps_z, eps_y=None if yy is not None else eps_y)["elbo"].numpy()
@@ -394,11 +399,46 @@ def test_models_train_and_evaluate_on_the_device(device):
     model = tiny(n_samples=2)
     x_host, y_host = data()
     x, y = B.from_numpy(x_host), B.from_numpy(y_host)
-    loss, stats = model.loss(x, x, y)
+    loss, stats = model.loss(Batch(x, x_labelled=x, y_labelled=y))
     loss.backward()
     assert math.isfinite(stats["loss"])
     for name, p in model.named_parameters():
         assert B.array_device(p.grad) == device, name
-    assert B.array_device(model.predict(x)) == device
+    assert B.array_device(model.predict(x).data) == device
     ll = metrics.importance_sampled_log_likelihood(model, x, k=20, chunk=7)
     assert ll.shape == (5,) and np.all(np.isfinite(ll))
+
+
+# ----------------------------------------------------------------------------- the model protocol
+
+
+def test_evaluate_scores_both_bounds_and_the_labels_squared_error_in_raw_units():
+    model = tiny(label_mean=5.0, label_std=4.0)  # y = (raw - 5) / 4
+    x, y = data(6)
+    B.manual_seed(8)
+    out = model.evaluate(Batch(x, y))
+    B.manual_seed(8)
+    _, stats = model.loss(Batch(x, x_labelled=x, y_labelled=y))
+    for key, value in stats.items():
+        assert out[key] == pytest.approx(value, rel=1e-12), key
+    mse = ((model.predict(x).numpy() - y) ** 2).sum(axis=1).mean()  # standardized units
+    assert out["regression_loss"] == pytest.approx(mse, rel=1e-12)
+    assert out["label_mse"] == pytest.approx(16.0 * mse, rel=1e-12)  # degrees^2: times std^2
+    assert model.condition(Batch(x, y)) is None  # log p(x) integrates y out
+    assert isinstance(model.predict(x), Tensor)
+
+
+def test_figure_samples_sweep_the_label_across_the_columns_with_one_z_per_row():
+    model = tiny(label_mean=10.0, label_std=5.0)
+    B.manual_seed(3)
+    images, caption, cols = model.figure_samples(12)
+    assert images.shape == (12, X_DIM) and cols == 9
+    assert "from 0 to 20" in caption  # -2 and +2 standard deviations, in raw units
+    B.manual_seed(3)
+    z = np.repeat(B.rng().standard_normal(size=(2, LATENT)), 9, axis=0)[:12]  # one z per row
+    y = np.tile(np.linspace(-2.0, 2.0, 9), 2)[:12, None]  # column c: the c-th label
+    np.testing.assert_allclose(images.numpy(), model.decode(z, y).numpy(), rtol=1e-12)
+    images, caption, _ = model.figure_samples(4, label=15.0)  # raw 15 = +1 standard deviation
+    assert images.shape == (4, X_DIM) and "label 15" in caption
+    with pytest.raises(ValueError, match="label_std must be > 0"):
+        tiny(label_std=0.0)

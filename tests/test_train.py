@@ -9,14 +9,18 @@ import numpy as np
 import pytest
 
 import minivae as mv
+from minivae import backend as B
+from minivae import data as D
 from minivae.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from minivae.models import build_model
+from minivae.models import MODELS, build_model
+from minivae.tensor import is_grad_enabled
 from minivae.train import (
     TrainConfig,
     TrainingDiverged,
     check_writable,
     kl_weight,
     learning_rate,
+    prepare_data,
     train,
 )
 
@@ -120,7 +124,7 @@ def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
 
 
-@pytest.mark.parametrize("kind", ["ae", "cvae", "m2"])
+@pytest.mark.parametrize("kind", ["ae", "cvae", "m2", "ssvae-continuous"])
 def test_every_model_trains_one_epoch(tmp_path, kind):
     model = {"kind": kind, "x_dim": 784, "hidden": [32], "latent": 4}
     if kind in ("cvae", "m2"):
@@ -131,8 +135,12 @@ def test_every_model_trains_one_epoch(tmp_path, kind):
     assert np.isfinite(row["train_loss"])
     if kind == "m2":
         assert 0.0 <= row["val_error"] <= 1.0
+        assert config.model["n_labelled"] == 20 and config.model["n_total"] == 1000
+    if kind == "ssvae-continuous":  # its label: each image's slant, standardized
+        assert row["val_label_mse"] > 0 and np.isfinite(row["train_regression_loss"])
+        assert config.model["label_std"] > 0
     loaded, meta = load_model(tmp_path / "checkpoint.npz", expect_kind=kind)
-    assert meta["epoch"] == 1 and loaded.config == build_model(model).config
+    assert meta["epoch"] == 1 and loaded.config == build_model(config.model).config
 
 
 def test_schedules_and_warmup():
@@ -163,13 +171,95 @@ def test_unknown_model_lists_valid_ones(tmp_path):
         train(small_config(model={"kind": "gan"}), tmp_path, log=quiet)
 
 
-def test_a_model_without_class_labels_is_refused_with_the_way_to_train_it(tmp_path):
+def test_the_continuous_label_is_the_slant_standardized_on_the_labelled_images(tmp_path):
     config = small_config(model={"kind": "ssvae-continuous", "x_dim": 784, "hidden": [8],
-                                 "latent": 2})  # fmt: skip
-    with pytest.raises(ValueError, match="cannot train 'ssvae-continuous'.*real-valued label.*"
-                                         "lessons/06_semi_supervised_regression.py"):
-        train(config, tmp_path, log=quiet)
-    assert not (tmp_path / "checkpoint.npz").exists()
+                                 "latent": 2}, n_labelled=30)  # fmt: skip
+    splits = prepare_data(config)
+    slants = D.slant_degrees(splits.x_train, splits.image_shape)  # (N,) degrees
+    labelled = slants[splits.labelled]
+    assert config.model["label_mean"] == pytest.approx(labelled.mean())
+    assert config.model["label_std"] == pytest.approx(labelled.std())
+    np.testing.assert_allclose(splits.y_train[:, 0], (slants - labelled.mean()) / labelled.std())
+    assert splits.y_val.shape == (len(splits.x_val), 1)
+
+
+def indexed_dataset(n=300, d=16):
+    """A data set whose image i carries its own row number: pixel 0 = i / n, the rest 0.5."""
+    images = np.full((n, d), 0.5, dtype=np.float32)
+    images[:, 0] = np.arange(n) / n
+    labels = np.arange(n) % 10
+    return D.Dataset(images=images, labels=labels, name="mnist", split="train",
+                     image_shape=(4, 4), source="rows numbered in pixel 0")  # fmt: skip
+
+
+def rows_of(x, n=300):
+    return set(np.rint(B.to_numpy(x)[:, 0] * n).astype(int).tolist())
+
+
+@pytest.mark.parametrize("kind", ["vae", "m2"])
+def test_the_loop_trains_on_no_validation_row(tmp_path, monkeypatch, kind):
+    """Where the loop gets its data: every row a training batch holds (labelled parts too) is
+    outside the validation rows, and validation sees exactly its own rows."""
+    monkeypatch.setattr(D, "load_dataset", lambda name, split="train": indexed_dataset())
+    model = {"kind": kind, "x_dim": 16, "hidden": [4], "latent": 2}
+    if kind == "m2":
+        model["n_classes"] = 10
+    config = small_config(model=model, epochs=2, batch_size=20, n_val=60, limit_train=None,
+                          binarize="none", n_labelled=20, labelled_batch_size=10)  # fmt: skip
+    seen, evaluated = set(), set()
+    cls = MODELS[kind]
+    plain_loss, plain_evaluate = cls.loss, cls.evaluate
+
+    def spy_loss(self, batch, *args, **kwargs):
+        if is_grad_enabled():  # a training step (evaluation runs without a graph)
+            for part in (batch.x, batch.x_labelled):
+                if part is not None:
+                    seen.update(rows_of(part))
+        return plain_loss(self, batch, *args, **kwargs)
+
+    def spy_evaluate(self, batch):
+        evaluated.update(rows_of(batch.x))
+        return plain_evaluate(self, batch)
+
+    monkeypatch.setattr(cls, "loss", spy_loss)
+    monkeypatch.setattr(cls, "evaluate", spy_evaluate)
+    splits = prepare_data(config)
+    train(config, tmp_path, log=quiet)
+    val_rows = set(splits.val_rows.tolist())
+    assert len(val_rows) == 60 and evaluated == val_rows
+    assert seen and not seen & val_rows
+    assert seen == set(splits.train_rows.tolist())  # and every training row is used
+    assert set(splits.train_rows.tolist()) | val_rows == set(range(300))
+
+
+def test_prepare_data_splits_with_the_data_modules_rule():
+    config = small_config(n_val=200, limit_train=1200)
+    splits = prepare_data(config)
+    train_rows, val_rows = D.split_rows(1200, 200, seed=config.seed)
+    np.testing.assert_array_equal(splits.train_rows, train_rows)
+    np.testing.assert_array_equal(splits.val_rows, val_rows)
+    ds = D.load_dataset("fashion-mnist-builtin", "train")
+    np.testing.assert_array_equal(splits.x_train, ds.images[train_rows])
+    np.testing.assert_array_equal(splits.x_val, D.binarize_fixed(ds.images[val_rows],
+                                                                 seed=config.seed + 1))  # fmt: skip
+    assert splits.y_train is None and splits.labelled is None  # a VAE needs no labels
+    none = prepare_data(small_config(n_val=0))
+    assert len(none.x_val) == 0 and len(none.x_train) == 1200
+
+
+def test_cli_runs_have_figures_in_the_datas_image_shape(tmp_path):
+    """write_figures on the shapes data (32 x 32): reconstructions and samples in that shape."""
+    from minivae.train import write_figures
+
+    config = small_config(model={"kind": "cvae", "x_dim": 1024, "hidden": [8], "latent": 2,
+                                 "n_classes": 3}, dataset="shapes", limit_train=300,
+                          n_val=60, epochs=1)  # fmt: skip
+    train(config, tmp_path, log=quiet)
+    model, _ = load_model(tmp_path / "checkpoint.npz")
+    paths = write_figures(model, "shapes", tmp_path)
+    assert [p.name for p in paths] == ["reconstructions.png", "samples.png"]
+    ae = build_model({"kind": "ae", "x_dim": 1024, "hidden": [8], "latent": 2})
+    assert [p.name for p in write_figures(ae, "shapes", tmp_path / "ae")] == ["reconstructions.png"]
 
 
 def test_unwritable_output_is_reported_before_training(tmp_path):

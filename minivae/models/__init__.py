@@ -1,13 +1,15 @@
-"""The model family, one file each: AE -> VAE (beta-VAE via beta) -> CVAE -> M2.
+"""The model family, one file each: AE -> VAE (beta-VAE via beta) -> CVAE -> M2 -> continuous M2.
 
-Every model has the same interface, which the training loop and the CLI use:
+Every model follows the model protocol of ``minivae.models.common`` (``batch_kind``,
+``loss(batch)``, ``evaluate(batch)``, ``figure_samples``, the data hooks), which is all
+the training loop, the metrics and the CLI use. Adding a model is one file (a subclass
+of ``Model``, or of a model here) plus one line in ``MODELS`` below.
 
     model.config                    JSON-serialisable dict: "kind" and every constructor argument
     build_model(config)             the same model again (fresh parameters)
-    model.elbo(x[, y])              dict of per-example Tensors (B,): "recon", "kl", "elbo"
-    model.loss(x, y=None, kl_weight=1.0)
+    model.loss(batch, kl_weight=1.0)
                                     (scalar Tensor to minimise, dict of floats in nats per example)
-                                    M2: loss(x_unlabelled, x_labelled, y_labelled, kl_weight=1.0)
+    model.elbo(x[, y])              dict of per-example Tensors (B,): "recon", "kl", "elbo"
     model.encode(x[, y])            (mu, log_var), each (B, latent)  (the AE: (code, None))
     model.decode(z[, y])            data-space means (sigmoid probabilities for Bernoulli)
     model.decode_logits(z[, y])     the decoder's raw output
@@ -21,6 +23,7 @@ once in ``minivae.distributions``.
 from __future__ import annotations
 
 from minivae.models.autoencoder import Autoencoder
+from minivae.models.common import Model
 from minivae.models.cvae import ConditionalVAE
 from minivae.models.m2 import SemiSupervisedVAE
 from minivae.models.ssvae_continuous import ContinuousSemiSupervisedVAE
@@ -30,16 +33,21 @@ MODELS = {"ae": Autoencoder, "vae": VAE, "cvae": ConditionalVAE, "m2": SemiSuper
           "ssvae-continuous": ContinuousSemiSupervisedVAE}
 
 
-def build_model(config: dict):
-    """A new model from ``model.config`` (a dict with "kind" and the constructor arguments)."""
+def model_class(config: dict):
+    """The class of ``config["kind"]``, or a ValueError naming the kinds there are."""
     if not isinstance(config, dict) or "kind" not in config:
         raise ValueError(f"build_model: config must be a dict with a 'kind' key, got {config!r}")
     kind = config["kind"]
     if kind not in MODELS:
-        raise ValueError(f"build_model: unknown kind {kind!r}: choose one of {', '.join(MODELS)}")
+        raise ValueError(f"unknown model {kind!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[kind]
+
+
+def build_model(config: dict):
+    """A new model from ``model.config`` (a dict with "kind" and the constructor arguments)."""
     kwargs = {key: value for key, value in config.items() if key != "kind"}
-    return MODELS[kind](**kwargs)
+    return model_class(config)(**kwargs)
 
 
 __all__ = ["MODELS", "VAE", "Autoencoder", "ConditionalVAE", "ContinuousSemiSupervisedVAE",
-           "SemiSupervisedVAE", "build_model"]
+           "Model", "SemiSupervisedVAE", "build_model", "model_class"]

@@ -1,4 +1,4 @@
-"""The semi-supervised VAE M2 (Kingma, Mohamed, Rezende & Welling 2014; seed 004).
+"""The semi-supervised VAE M2 (Kingma, Mohamed, Rezende & Welling 2014; VAE Extensions slides).
 
     q(y | x)    = Cat(softmax(classifier(x)))          the classifier, logits (B, C)
     q(z | x, y) = N(mu(x, y), diag sigma^2(x, y))       as in the ConditionalVAE
@@ -36,7 +36,8 @@ from minivae.distributions import (
     gaussian_log_likelihood,
     standard_normal_log_prob,
 )
-from minivae.models.autoencoder import (
+from minivae.models.common import (
+    SemiSupervised,
     as_input,
     check_hidden,
     check_non_negative,
@@ -45,7 +46,6 @@ from minivae.models.autoencoder import (
     semi_supervised_loss,
 )
 from minivae.models.cvae import ConditionalVAE
-from minivae.models.vae import VAE
 from minivae.nn import MLP
 from minivae.tensor import Tensor
 
@@ -65,11 +65,11 @@ def class_weights(q: Tensor) -> Tensor:
     "Subnormal numbers"). Multiplying by a 0/1 mask zeroes those rows exactly, and the fast
     sum over y skips them.
     """
-    floor = B.np.finfo(q.dtype).eps ** 2
+    floor = B.xp.finfo(q.dtype).eps ** 2
     return q * Tensor((q.data >= floor).astype(q.dtype))
 
 
-class SemiSupervisedVAE(ConditionalVAE):
+class SemiSupervisedVAE(SemiSupervised, ConditionalVAE):
     """M2: a ConditionalVAE plus a classifier q(y | x) that stands in for missing labels.
 
     Arguments as ``ConditionalVAE`` (defaults from the paper: 500 hidden units, 50
@@ -83,9 +83,14 @@ class SemiSupervisedVAE(ConditionalVAE):
         C * B rows); False samples one y ~ q(y | x) per example (the ablation: no
         gradient reaches the classifier through the sampled label, only through
         the entropy and the alpha term).
+
+    A training Batch holds the unlabelled images x and the labelled x_labelled,
+    y_labelled (``batch_kind = "semi-supervised"``); ``evaluate`` scores an evaluation
+    Batch (x, y) with both bounds and adds the classifier's "error".
     """
 
     kind = "m2"
+    sums_over_classes = True  # log p(x) sums over y: one z per class (metrics sizes chunks by it)
 
     def __init__(self, x_dim: int = 784, hidden=(500,), latent: int = 50,
                  activation: str = "softplus", likelihood: str = "bernoulli",
@@ -139,8 +144,23 @@ class SemiSupervisedVAE(ConditionalVAE):
         return self.classifier(as_input(self, x, self.x_dim))
 
     def classify(self, x):
-        """The most probable class under q(y | x): an integer device array (B,)."""
+        """The most probable class under q(y | x): integer class indices (B,), a device array.
+
+        Class indices are data, not a differentiable quantity, so this is an array, not a
+        Tensor; ``classifier_logits`` is the Tensor to differentiate.
+        """
         return B.xp.argmax(self.classifier_logits(x).data, axis=1)
+
+    def label_error(self, x, y) -> dict:
+        """{"error": the fraction of examples whose most probable class is not y}."""
+        y = self.labels(y, as_input(self, x, self.x_dim).shape[0])
+        return {"error": float((self.classify(x) != y).sum()) / max(int(y.shape[0]), 1)}
+
+    # --- the data hooks of the training loop -------------------------------------------------
+    @classmethod
+    def data_config(cls, train, labelled) -> dict:
+        """The dataset sizes behind the paper's alpha = 0.1 N / N_labelled."""
+        return {"n_labelled": len(labelled), "n_total": len(train)}
 
     def _labels_or_predicted(self, x, y):
         return self.classify(x) if y is None else y
@@ -162,16 +182,19 @@ class SemiSupervisedVAE(ConditionalVAE):
         """
         if y is None:
             return self._unlabelled(x, eps)["terms"]
-        terms = VAE.elbo(self, x, y, eps)  # recon, kl of z
+        terms = self.conditional_elbo(x, y, eps)  # recon, kl of z
         kl = terms["kl"] - self.log_prior_y  # + KL(point mass at y || p(y)) = log C
         return {"recon": terms["recon"], "kl_z": terms["kl"], "kl": kl, "elbo": terms["recon"] - kl}
 
-    # Plain first, fast second (DESIGN.md): with fast_sum_over_y, U(x)'s expectations over
-    # y evaluate only the (class, example) pairs of nonzero weight and apply the encoder's
-    # first layer to x once (``_expected_over_kept_classes``); without it, x is tiled C
-    # times and every pair is evaluated (``_all_classes_tiled``, the reference that
-    # tests/test_m2_fast_path.py holds the fast version to). Set it on a model, or on the
-    # class for every model.
+    # --- the sum over y of U(x): plain (tiled), and its fast companion ------------------------
+    # Plain first, fast second (docs/DESIGN.md). ``_all_classes_tiled`` is the plain
+    # version: x tiled C times, the conditional bound on every (class, example) pair. The
+    # fast companion ``_expected_over_kept_classes`` gives the same numbers from the pairs
+    # of nonzero weight only, with the encoder's first layer applied to x once; it pays
+    # once the classifier is confident (benchmarks/BENCHMARKS.md, "Throughput of the sum
+    # over y": 2.25 times faster with trained weights, the row behind "M2 with 100
+    # labels"), and tests/test_m2_fast_path.py holds it equal to the plain version. Set
+    # ``fast_sum_over_y`` on a model, or on the class for every model.
     fast_sum_over_y = True
 
     def _expected_over_classes(self, x, weights, eps):
@@ -182,47 +205,45 @@ class SemiSupervisedVAE(ConditionalVAE):
         return (weights * recon_c).sum(axis=0), (weights * kl_c).sum(axis=0)
 
     def _all_classes_tiled(self, x, eps):
-        """The plain version: x tiled C times (C * B rows, class-major), then the CVAE's bound."""
+        """The plain version: x tiled C times (C * B rows, class-major), then the conditional bound."""
         x = as_input(self, x, self.x_dim)  # (B, x_dim)
         n, c = x.shape[0], self.n_classes
         x_rep = ops.concatenate([x] * c, axis=0)  # (C * B, x_dim), row y * B + b
         y_rep = B.xp.repeat(B.xp.arange(c), n)  # (C * B,)
         if eps is not None:  # the same noise for every class
-            eps = B.xp.concatenate([eps.data if hasattr(eps, "_ctx") else eps] * c, axis=-2)
-        terms = VAE.elbo(self, x_rep, y_rep, eps)  # each (C * B,)
+            eps = B.xp.concatenate([_raw(eps)] * c, axis=-2)
+        terms = self.conditional_elbo(x_rep, y_rep, eps)  # each (C * B,)
         return terms["recon"].reshape(c, n), terms["kl"].reshape(c, n)  # (C, B)
 
     def _expected_over_kept_classes(self, x, weights, eps):
-        """The numbers of the plain version, from the pairs (y, b) whose weight is not 0.
+        """FAST COMPANION of ``_all_classes_tiled``: its numbers, from the pairs (y, b) of weight > 0.
 
         A trained classifier leaves about 1.5 of the 10 classes per example with a weight
-        (q(y|x) >= eps^2, ``class_weights``; benchmarks/BENCHMARKS.md, "M2 with 100
-        labels"); the others add exactly 0 to U(x) and to every gradient, so their C * B
-        rows need not be computed. The P kept pairs are gathered
-        and summed back by products with constant one-hot matrices (a row gather is a
-        product with a one-hot matrix, and its backward is the product with the transpose;
-        at training batch sizes that is faster than indexing, whose backward is an add.at):
+        (q(y|x) >= eps^2, ``class_weights``; benchmarks/BENCHMARKS.md, "Throughput of the
+        sum over y"); the others add exactly 0 to U(x) and to every gradient, so their
+        C * B rows need not be computed. The P kept pairs are gathered and summed back by
+        products with constant one-hot matrices (a row gather is a product with a one-hot
+        matrix, and its backward is the product with the transpose; at training batch
+        sizes that is faster than indexing, whose backward is an add.at):
             pick_b (P, B): row p has a 1 at the example b_p;   pick_y (P, C): at the class y_p.
-        The encoder's first layer is linear in its input [x, onehot(y)]:
-            [x, onehot(y)] @ W + bias = x @ W[:x_dim] + W[x_dim:][y] + bias,
+        The encoder's first layer is linear in its input [x, onehot(y)]
+        (``MLP.first_layer_part``):
+            layer([x, onehot(y)]) = x @ W_x + onehot(y) @ W_y + bias,
         so x @ W_x is computed once, (B, H), and each pair's row is
-            pick_b @ (x @ W_x) + pick_y @ W_y + bias      (P, H).
+            pick_b @ (x @ W_x) + (pick_y @ W_y + bias)      (P, H).
         The decoder runs on the P pairs' z; the likelihood reads x's rows, pick_b x.
         """
         x = as_input(self, x, self.x_dim)  # (B, x_dim)
         dtype = x.dtype
         classes, examples = B.xp.nonzero(weights.data)  # (P,) each, class-major like tiling
         pick_b = Tensor(B.xp.eye(x.shape[0], dtype=dtype)[examples])  # (P, B)
-        pick_y = Tensor(B.xp.eye(self.n_classes, dtype=dtype)[classes])  # (P, C)
-        first = self.encoder.layers[0]  # Linear(x_dim + C, H)
-        w_x = first.weight[: self.x_dim]  # (x_dim, H): the rows that multiply x
-        w_y = first.weight[self.x_dim :]  # (C, H): row y is what onehot(y) adds
-        h = pick_b @ ops.matmul(x, w_x) + pick_y @ w_y + first.bias  # (P, H)
-        for layer in self.encoder.layers[1:]:  # the activation, then the remaining layers
-            h = layer(h)  # (P, 2 latent) at the end
+        pick_y = Tensor(B.xp.eye(self.n_classes, dtype=dtype)[classes])  # (P, C) = onehot(y_p)
+        x_part = self.encoder.first_layer_part(x, 0)  # (B, H): x @ W_x, once per example
+        y_part = self.encoder.first_layer_part(pick_y, self.x_dim, bias=True)  # (P, H)
+        h = self.encoder.after_first_layer(pick_b @ x_part + y_part)  # (P, 2 latent)
         q = DiagonalGaussian(h[:, : self.latent], h[:, self.latent :])  # (P, latent) each
         if eps is not None:  # the same noise for every class: each pair takes its example's
-            eps = (eps.data if hasattr(eps, "_ctx") else eps)[..., examples, :]
+            eps = _raw(eps)[..., examples, :]
         z = q.sample(self.n_samples if eps is None else None, eps)  # (S, P, latent)
         out = self.decode_logits(z, classes)  # (S, P, x_dim)
         x_rows = Tensor(x.data[examples])  # (P, x_dim), data: no gradient
@@ -255,7 +276,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         else:  # one y ~ q(y|x) per example (Gumbel-max), no gradient through the choice
             gumbel = -B.xp.log(-B.xp.log(B.rng().random(size=logits.shape, dtype=logits.dtype)))
             y_hat = B.xp.argmax(logits.data + gumbel, axis=1)  # (B,)
-            terms = VAE.elbo(self, x, y_hat, eps)
+            terms = self.conditional_elbo(x, y_hat, eps)
             recon, kl_z = terms["recon"], terms["kl"]
         kl = kl_z + kl_y
         objective = recon - kl_scale * kl_z - kl_y
@@ -269,19 +290,25 @@ class SemiSupervisedVAE(ConditionalVAE):
         z_ky ~ q(z | x, y) per class: an unbiased estimate of p(x) = sum_y p(y) p(x | y).
         """
         if y is not None:
-            return VAE.log_importance_weights(self, x, n_samples, y, eps) + self.log_prior_y
+            return self.conditional_log_importance_weights(x, n_samples, y, eps) + self.log_prior_y
         x = as_input(self, x, self.x_dim)
         n, c = x.shape[0], self.n_classes
         x_rep = ops.concatenate([x] * c, axis=0)  # (C * B, x_dim)
         y_rep = B.xp.repeat(B.xp.arange(c), n)
-        log_w = VAE.log_importance_weights(self, x_rep, n_samples, y_rep, eps)  # (K, C * B)
+        log_w = self.conditional_log_importance_weights(x_rep, n_samples, y_rep, eps)  # (K, C * B)
         log_w = log_w.reshape(log_w.shape[0], c, n) + self.log_prior_y  # (K, C, B)
         return ops.logsumexp(log_w, axis=1)  # (K, B)
 
+    def condition(self, batch):
+        """log p(x) sums over y: the densities of M2 need no label."""
+        return
+
     # --- the objective ----------------------------------------------------------------------
-    def loss(self, x_unlabelled=None, x_labelled=None, y_labelled=None, kl_weight: float = 1.0):
+    def _loss_parts(self, x_unlabelled=None, x_labelled=None, y_labelled=None,
+                   kl_weight: float = 1.0):
         """(-J / (B_u + B_l), stats): the M2 objective per example, either part may be None.
 
+        ``loss(batch)`` calls it with the Batch's x, x_labelled and y_labelled.
         stats (nats per example): "elbo", "recon", "kl" over all examples of the batch
         (true bounds, beta = 1), "loss", "labelled_elbo", "unlabelled_elbo",
         "classification_loss" (mean -log q(y|x) over the labelled examples), "alpha".
@@ -309,3 +336,8 @@ class SemiSupervisedVAE(ConditionalVAE):
             bounds.append(un["terms"])
             stats["unlabelled_elbo"] = un["terms"]["elbo"]
         return semi_supervised_loss(name, objective, bounds, stats)
+
+
+def _raw(eps):
+    """Fixed noise as a raw array: a Tensor's data, or the array itself."""
+    return eps.data if isinstance(eps, Tensor) else eps

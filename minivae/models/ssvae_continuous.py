@@ -1,4 +1,4 @@
-"""A semi-supervised VAE for a continuous label (seed 004; Kang & Cho 2019).
+"""A semi-supervised VAE for a continuous label (VAE Extensions slides; Kang & Cho 2019).
 
 M2 (``minivae.models.m2``) with the class replaced by a real-valued property y in R^k:
 
@@ -7,20 +7,20 @@ M2 (``minivae.models.m2``) with the class replaced by a real-valued property y i
     p(x | y, z)                                        decoder input [z, y] (B, latent + k)
     p(z) = N(0, I),  p(y) = N(0, I)                    (standardize the property first)
 
-Labelled bound, on log p(x, y) (seed 004, "For data points with labels"):
+Labelled bound, on log p(x, y) (VAE Extensions slides, "For data points with labels"):
     L(x, y) = E_q(z|x,y)[log p(x | y, z)] + log p(y) - KL(q(z | x, y) || p(z))
-Unlabelled bound, on log p(x) (seed 004, "For data points without labels"):
+Unlabelled bound, on log p(x) (VAE Extensions slides, "For data points without labels"):
     U(x) = E_q(y|x)[L(x, y)] + H(q(y | x))
 The expectation over y cannot be summed as M2 sums its C classes; it is estimated with
 reparameterized samples  y = mu_y(x) + sigma_y(x) * eps_y,  eps_y ~ N(0, I),  so that the
-gradient of U reaches the regressor through y (seed 000's reparameterization trick,
+gradient of U reaches the regressor through y (PGM Lecture 30's reparameterization trick,
 applied to the label). One y per Monte-Carlo sample, one z per y:
     U(x) ~ 1/S sum_s L(x, y_s; z_s ~ q(z | x, y_s)) + H(q(y | x)),
     H(q(y | x)) = 1/2 sum_j (log 2 pi + 1 + log sigma_y,j^2)   (closed form).
-The objective (maximised; the loss is its negative per example), seed 004's J with the
-sign of a quantity to maximise:
+The objective (maximised; the loss is its negative per example), the VAE Extensions
+slides' J with the sign of a quantity to maximise:
     J = sum_labelled [L(x, y) - w ||y - E_q[y | x]||^2] + sum_unlabelled U(x),
-with E_q[y | x] = mu_y(x) and w = ``regression_weight``, the weight seed 004 calls beta
+with E_q[y | x] = mu_y(x) and w = ``regression_weight``, the weight the slides call beta
 (renamed here because ``beta`` is the KL weight of every VAE in the family).
 
 All terms are per-example sums over pixels, latent units and label dimensions
@@ -36,22 +36,28 @@ import numbers
 
 from minivae import backend as B
 from minivae import ops
+from minivae.data import slant_degrees
 from minivae.distributions import DiagonalGaussian, standard_normal, standard_normal_log_prob
-from minivae.models.autoencoder import (
+from minivae.models.common import (
+    SemiSupervised,
     as_input,
     check_hidden,
     check_non_negative,
     check_positive_int,
+    grid_columns,
     mean_over_samples,
     model_dtype,
     semi_supervised_loss,
+    squared_error_mean,
 )
-from minivae.models.vae import VAE
+from minivae.models.cvae import LabelConditionedVAE
 from minivae.nn import MLP
 from minivae.tensor import Tensor, as_tensor
 
+SWEEP = 2.0  # sample figures sweep the label from -SWEEP to +SWEEP standard deviations
 
-class ContinuousSemiSupervisedVAE(VAE):
+
+class ContinuousSemiSupervisedVAE(SemiSupervised, LabelConditionedVAE):
     """M2 for a real-valued label: a conditional VAE on [x, y] plus a regressor q(y | x).
 
     Arguments as ``VAE`` (one sample of z per sample of y; the objective is this model's
@@ -59,10 +65,17 @@ class ContinuousSemiSupervisedVAE(VAE):
     label_dim: k, the size of the label y (1 for a single property).
     regressor_hidden: the regressor's hidden sizes (None: the same as ``hidden``).
     regression_weight: w >= 0, the weight of ||y - mu_y(x)||^2 per labelled example
-        (seed 004's beta). The label is assumed standardized (p(y) = N(0, I)), so the
-        squared error is in units of the label's standard deviation.
+        (the VAE Extensions slides' beta). The label is assumed standardized
+        (p(y) = N(0, I)), so the squared error is in units of the label's standard deviation.
+    label_mean, label_std: how the raw property was standardized, y = (raw - label_mean)
+        / label_std (the mean and standard deviation of the labelled examples' property);
+        the training loop sets them from its labelled images. The model itself works in
+        standardized units; these only translate (data hooks, figures, "label_mse").
 
-    Labels are float arrays (B, k); for k = 1 a vector (B,) is accepted too.
+    Labels are float arrays (B, k); for k = 1 a vector (B,) is accepted too. With a data
+    set of images, the label the training loop gives it is the SLANT of each image in
+    degrees (``minivae.data.slant_degrees``), standardized as above: a property computed
+    from x, as Kang & Cho's molecular properties are (lesson 06).
     """
 
     kind = "ssvae-continuous"
@@ -71,9 +84,15 @@ class ContinuousSemiSupervisedVAE(VAE):
                  activation: str = "relu", likelihood: str = "bernoulli",
                  sigma: float | None = None, learned_sigma: bool = False, beta: float = 1.0,
                  n_samples: int = 1, kl: str = "analytic", label_dim: int = 1,
-                 regressor_hidden=None, regression_weight: float = 10.0):
+                 regressor_hidden=None, regression_weight: float = 10.0,
+                 label_mean: float = 0.0, label_std: float = 1.0):
         name = type(self).__name__
         self.label_dim = check_positive_int(name, "label_dim", label_dim)
+        self.label_width = self.label_dim  # the code of y is y itself
+        self.label_mean = float(label_mean)
+        self.label_std = check_non_negative(name, "label_std", label_std)
+        if not self.label_std > 0:
+            raise ValueError(f"{name}: label_std must be > 0, got {label_std!r}")
         super().__init__(x_dim, hidden, latent, activation, likelihood, sigma, learned_sigma,
                          beta, n_samples, kl, "elbo", 1)
         self.regressor_hidden = (self.hidden if regressor_hidden is None
@@ -81,9 +100,6 @@ class ContinuousSemiSupervisedVAE(VAE):
         self.regression_weight = check_non_negative(name, "regression_weight", regression_weight)
         # x -> (mu_y, log sigma_y^2), (B, 2k)
         self.regressor = MLP([self.x_dim, *self.regressor_hidden, 2 * self.label_dim], activation)
-
-    def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
-        super()._build(activation, x_extra + self.label_dim, z_extra + self.label_dim)
 
     @property
     def config(self) -> dict:
@@ -94,8 +110,27 @@ class ContinuousSemiSupervisedVAE(VAE):
             "kind": self.kind, "label_dim": self.label_dim,
             "regressor_hidden": list(self.regressor_hidden),
             "regression_weight": self.regression_weight,
+            "label_mean": self.label_mean, "label_std": self.label_std,
         })  # fmt: skip
         return config
+
+    # --- the data hooks of the training loop -------------------------------------------------
+    @classmethod
+    def data_config(cls, train, labelled) -> dict:
+        """label_mean and label_std: the labelled images' slant (degrees), to standardize y."""
+        raw = slant_degrees(train.images[labelled], train.image_shape)  # (N_l,)
+        std = float(raw.std())
+        return {"label_mean": float(raw.mean()), "label_std": std if std > 0 else 1.0}
+
+    @classmethod
+    def dataset_labels(cls, ds, config: dict):
+        """y = (slant - label_mean) / label_std of every image: host (N, 1) floats."""
+        if config.get("label_dim", 1) != 1:
+            raise ValueError(f"{cls.__name__}: the label a data set gives is one property, the "
+                             f"slant; label_dim must be 1, got {config['label_dim']}")  # fmt: skip
+        raw = slant_degrees(ds.images, ds.image_shape)  # (N,) degrees
+        y = (raw - config.get("label_mean", 0.0)) / config.get("label_std", 1.0)
+        return y.reshape(-1, 1)
 
     # --- labels -----------------------------------------------------------------------
     def labels(self, y, batch: int | None = None) -> Tensor:
@@ -128,22 +163,9 @@ class ContinuousSemiSupervisedVAE(VAE):
                              f"shape {shape}")  # fmt: skip
         return Tensor(data.astype(model_dtype(self)))
 
-    def _check(self, x, y):
-        x = as_input(self, x, self.x_dim)  # (B, x_dim)
-        return x, self.labels(y, x.shape[0])  # (B, k)
-
-    def _encoder_input(self, x, y):
-        return ops.concatenate([x, y], axis=1)  # (B, x_dim + k)
-
-    def _decoder_input(self, z, y):
-        """z (N, latent) with N = S * B codes of a batch of B labels: [z, y] (N, latent + k)."""
-        y = self.labels(y)  # (B, k)
-        reps = z.shape[0] // y.shape[0]
-        if reps * y.shape[0] != z.shape[0]:
-            raise ValueError(f"{type(self).__name__}: {z.shape[0]} codes for {y.shape[0]} labels")
-        if reps > 1:  # sample-major: row s * B + b holds sample s of example b
-            y = ops.concatenate([y] * reps, axis=0)  # (S * B, k)
-        return ops.concatenate([z, y], axis=1)
+    def label_code(self, y, dtype) -> Tensor:
+        """c(y) = y itself: the checked (B, k) Tensor."""
+        return y
 
     # --- the regressor -------------------------------------------------------------------
     def label_posterior(self, x) -> DiagonalGaussian:
@@ -152,12 +174,18 @@ class ContinuousSemiSupervisedVAE(VAE):
         k = self.label_dim
         return DiagonalGaussian(h[:, :k], h[:, k:])
 
-    def predict(self, x):
-        """E_q[y | x] = mu_y(x): a device array (B, k), the model's estimate of the label."""
-        return self.label_posterior(x).mu.data
+    def predict(self, x) -> Tensor:
+        """E_q[y | x] = mu_y(x): a Tensor (B, k), the model's estimate of the label."""
+        return self.label_posterior(x).mu
+
+    def label_error(self, x, y) -> dict:
+        """{"label_mse": mean ||y - E_q[y|x]||^2 in the raw property's units squared}."""
+        y = self.labels(y, as_input(self, x, self.x_dim).shape[0])  # (B, k), standardized
+        mse = squared_error_mean(self.predict(x).data, y.data)
+        return {"label_mse": mse * self.label_std**2}
 
     def _labels_or_predicted(self, x, y):
-        return self.predict(x) if y is None else y
+        return self.predict(x).detach() if y is None else y
 
     def encode(self, x, y=None):
         """(mu, log_var) of q(z | x, y); y=None uses the regressor's mean mu_y(x)."""
@@ -175,6 +203,25 @@ class ContinuousSemiSupervisedVAE(VAE):
         elif isinstance(y, numbers.Real) and not isinstance(y, bool):
             y = B.xp.full((n, self.label_dim), float(y), dtype=model_dtype(self))
         return super().sample(n, self.labels(y, n))
+
+    def figure_samples(self, n: int, label=None):
+        """label=None: the label swept over the columns from -2 to +2 standard deviations, one
+        z per row; label=v: n samples of the raw property value v (degrees of slant)."""
+        n = check_positive_int(type(self).__name__, "n", n)
+        dtype = model_dtype(self)
+        if label is not None:
+            y = (float(label) - self.label_mean) / self.label_std
+            return self.sample(n, y), f"{n} samples with the label {label:g}", grid_columns(n, 8)
+        cols = grid_columns(n, 9)
+        rows = -(-n // cols)
+        z = B.xp.repeat(standard_normal((rows, self.latent), dtype), cols, axis=0)[:n]  # (n, latent)
+        sweep = B.xp.linspace(-SWEEP, SWEEP, cols).astype(dtype)  # (cols,) standardized
+        y = B.xp.tile(sweep, rows)[:n].reshape(n, 1)  # column c: the c-th value of the sweep
+        images = self.decode(Tensor(z), self.labels(y, n))
+        low, high = (self.label_mean + v * self.label_std for v in (-SWEEP, SWEEP))
+        caption = (f"samples: the label from {low:.3g} to {high:.3g} (-{SWEEP:g} to +{SWEEP:g} "
+                   "standard deviations) across the columns, each row one z ~ N(0, I)")
+        return images, caption, cols
 
     # --- the bounds -------------------------------------------------------------------------
     def log_prior_y(self, y) -> Tensor:
@@ -196,7 +243,7 @@ class ContinuousSemiSupervisedVAE(VAE):
             raise ValueError(f"{type(self).__name__}: eps_y is the noise of q(y|x); "
                              "with y given there is no y to sample")  # fmt: skip
         x, y = self._check(x, y)
-        terms = VAE.elbo(self, x, y, eps)  # recon, kl of z
+        terms = self.conditional_elbo(x, y, eps)  # recon, kl of z
         log_p_y = self.log_prior_y(y)  # (B,)
         kl = terms["kl"] - log_p_y
         return {"recon": terms["recon"], "kl_z": terms["kl"], "log_prior_y": log_p_y,
@@ -229,7 +276,7 @@ class ContinuousSemiSupervisedVAE(VAE):
         y = q_y.sample(eps=eps_y)  # y = mu_y + sigma_y eps_y, reparameterized: (S, B, k)
         y_flat = y.reshape(s * n, k)  # (S * B, k), row s * B + b
         x_rep = ops.concatenate([x] * s, axis=0) if s > 1 else x  # (S * B, x_dim)
-        lab = VAE.elbo(self, x_rep, y_flat, eps_z.reshape(s * n, self.latent))  # each (S * B,)
+        lab = self.conditional_elbo(x_rep, y_flat, eps_z.reshape(s * n, self.latent))  # (S * B,)
         recon = mean_over_samples(lab["recon"].reshape(s, n))  # E_q(y|x) E_q(z|x,y) log p(x|y,z)
         kl_z = mean_over_samples(lab["kl"].reshape(s, n))  # E_q(y|x) KL(q(z|x,y) || p(z)), (B,)
         log_p_y = mean_over_samples(self.log_prior_y(y))  # E_q(y|x) log p(y), (B,)
@@ -250,7 +297,8 @@ class ContinuousSemiSupervisedVAE(VAE):
         n_samples = check_positive_int(type(self).__name__, "n_samples", n_samples)
         if y is not None:
             y = self.labels(y, as_tensor(x).shape[0])  # (B, k)
-            return VAE.log_importance_weights(self, x, n_samples, y, eps) + self.log_prior_y(y)
+            log_w = self.conditional_log_importance_weights(x, n_samples, y, eps)  # (K, B)
+            return log_w + self.log_prior_y(y)
         x = as_input(self, x, self.x_dim)
         n, k = x.shape[0], self.label_dim
         q_y = self.label_posterior(x)
@@ -262,13 +310,20 @@ class ContinuousSemiSupervisedVAE(VAE):
         if eps is not None:
             eps = B.xp.asarray(eps.data if isinstance(eps, Tensor) else eps)
             eps = eps.reshape(1, n_samples * n, self.latent)  # one z per sampled y
-        log_z = VAE.log_importance_weights(self, x_rep, 1, y.reshape(n_samples * n, k), eps)
+        log_z = self.conditional_log_importance_weights(x_rep, 1, y.reshape(n_samples * n, k), eps)
         return log_z.reshape(n_samples, n) + log_y  # (K, B)
 
     # --- the objective ----------------------------------------------------------------------
-    def loss(self, x_unlabelled=None, x_labelled=None, y_labelled=None, kl_weight: float = 1.0,
-             eps_labelled=None, eps_unlabelled=None, eps_y=None):
+    def condition(self, batch):
+        """log p(x) integrates y out: the densities of the model need no label."""
+        return
+
+    def _loss_parts(self, x_unlabelled=None, x_labelled=None, y_labelled=None,
+                    kl_weight: float = 1.0, eps_labelled=None, eps_unlabelled=None, eps_y=None):
         """(-J / (B_u + B_l), stats): the objective per example; either part may be None.
+
+        ``loss(batch, kl_weight, eps_labelled=..., ...)`` calls it with the Batch's x,
+        x_labelled and y_labelled.
 
         eps_labelled fixes the noise of z for the labelled part, eps_unlabelled and eps_y
         the noise of z and y for the unlabelled part (shapes as in ``elbo``); when drawn,

@@ -4,7 +4,9 @@
     p(z)     = N(0, I)
     p(x | z) = Bernoulli(sigmoid(g(z)))  or  N(g(z), sigma_x^2 I)     decoder: z -> (B, x_dim)
 
-    ELBO(x) = E_q(z|x)[log p(x | z)] - KL(q(z | x) || p(z))       (seeds 000, 001, 003)
+    ELBO(x) = E_q(z|x)[log p(x | z)] - KL(q(z | x) || p(z))
+              (PGM Lecture 30; Computational Intelligence Lab, Series 9; Understanding
+               Deep Learning, ch. 17)
             = recon - kl,  recon by Monte Carlo over n_samples reparameterized z = mu + sigma eps
 
 Reductions follow ``minivae.distributions``: log-likelihoods and KLs are sums over
@@ -27,8 +29,10 @@ from minivae.distributions import (
     standard_normal_log_prob,
     total_correlation,
 )
-from minivae.models.autoencoder import (
+from minivae.models.common import (
+    Model,
     as_input,
+    check_batch,
     check_choice,
     check_hidden,
     check_non_negative,
@@ -39,11 +43,11 @@ from minivae.models.autoencoder import (
     restore_samples,
     scalar_stats,
 )
-from minivae.nn import MLP, Module
+from minivae.nn import MLP
 from minivae.tensor import Tensor
 
 
-class VAE(Module):
+class VAE(Model):
     """A VAE with MLP encoder and decoder; beta > 1 gives the beta-VAE (Higgins et al. 2017).
 
     x_dim, hidden, latent, activation: the MLPs are x_dim -> hidden... -> 2 latent
@@ -52,7 +56,7 @@ class VAE(Module):
         VAE, which recovers probabilistic PCA).
     likelihood: "bernoulli" (decoder outputs logits; pixels in [0, 1]) or "gaussian".
     sigma: the decoder's fixed standard deviation sigma_x for "gaussian" (None means 1).
-        Seed 000's cost  alpha ||x - g(z)||^2 + KL  is the negative ELBO with this
+        PGM Lecture 30's cost  alpha ||x - g(z)||^2 + KL  is the negative ELBO with this
         Gaussian decoder, because
             -log N(x | g(z), sigma_x^2 I) = ||x - g(z)||^2 / (2 sigma_x^2) + (D/2) log(2 pi sigma_x^2),
         so alpha = 1 / (2 sigma_x^2), i.e. sigma_x = 1 / sqrt(2 alpha): a large alpha is
@@ -60,8 +64,9 @@ class VAE(Module):
     learned_sigma: learn one shared log sigma_x^2 (a parameter, initialised from sigma).
     beta: weight of the KL in the loss (loss = -(recon - beta * kl)); "elbo" stays the true bound.
     n_samples: Monte-Carlo samples of z per example for the reconstruction term.
-    kl: "analytic" (closed form, seed 001 Problem 1.7) or "mc" (log q(z|x) - log p(z) at
-        the same samples: noisier, but exactly log p(x) per sample when q is the posterior).
+    kl: "analytic" (closed form, Computational Intelligence Lab, Series 9, Problem 1.7) or
+        "mc" (log q(z|x) - log p(z) at the same samples: noisier, but exactly log p(x) per
+        sample when q is the posterior).
     objective: "elbo", or "iwae" (Burda et al. 2015: loss = -log mean_k w_k with k samples).
     tc_beta: the beta of beta-TCVAE (Chen et al. 2018). The KL term of the ELBO splits into
         the index-code mutual information, the total correlation TC of the aggregate
@@ -182,6 +187,10 @@ class VAE(Module):
 
         The hook of ``minivae.metrics``: log p(x) ~ log mean_k w_k (importance sampling).
         """
+        return self._log_weights(x, y, n_samples, eps)
+
+    def _log_weights(self, x, y, n_samples: int, eps=None) -> Tensor:
+        """(K, B) log-weights of the bound on log p(x) (log p(x | y) for the conditional models)."""
         x, y = self._check(x, y)
         q = self.posterior(x, y)
         z = q.sample(n_samples, eps)  # (K, B, latent)
@@ -207,18 +216,20 @@ class VAE(Module):
             kl = mean_over_samples(q.log_prob(z) - standard_normal_log_prob(z))  # (B,)
         return {"recon": recon, "kl": kl, "elbo": recon - kl}, q, z
 
-    def loss(self, x, y=None, kl_weight: float = 1.0, eps=None):
-        """(scalar to minimise, {"elbo", "recon", "kl", "loss"} in nats per example).
+    def loss(self, batch, kl_weight: float = 1.0, eps=None):
+        """(scalar to minimise, {"elbo", "recon", "kl", "loss"} in nats per example) of a Batch.
 
         loss = mean over the batch of -(recon - beta * kl_weight * kl); kl_weight is
         the warm-up factor of the training loop. With objective="iwae" the loss is
         -log mean_k w_k over k samples and the dict adds "iwae". With tc_beta != 1 the
         loss adds (tc_beta - 1) TC (beta-TCVAE) and the dict adds "tc", its batch estimate.
+        The VAE reads batch.x; the conditional models read batch.y as well.
         """
+        batch = check_batch(type(self).__name__, batch)
         kl_weight = check_non_negative(type(self).__name__, "kl_weight", kl_weight)
         if self.objective == "iwae":
-            return self._iwae_loss(x, y, eps)
-        terms, q, z = self._bound(x, y, eps)
+            return self._iwae_loss(batch.x, batch.y, eps)
+        terms, q, z = self._bound(batch.x, batch.y, eps)
         objective = terms["recon"] - (self.beta * kl_weight) * terms["kl"]  # (B,)
         if self.tc_beta != 1.0:
             tc = total_correlation(z if z.ndim == 2 else z[0], q)  # (B,), at the first sample
@@ -228,7 +239,11 @@ class VAE(Module):
         return loss, scalar_stats({**terms, "loss": loss})
 
     def _iwae_loss(self, x, y, eps):
-        """-IWAE bound: log w (k, B) -> -mean_B log mean_k w; also the k-sample ELBO estimate."""
+        """-IWAE bound: log w (k, B) -> -mean_B log mean_k w; also the k-sample ELBO estimate.
+
+        The IWAE bound (Burda et al. 2015) is log (1/k) sum_k w_k: log_mean_exp, whose
+        "- log k" a test pins down (equal noise draws give the one-sample value).
+        """
         x, y = self._check(x, y)
         q = self.posterior(x, y)
         z = q.sample(self.k if eps is None else None, eps)  # (k, B, latent)
@@ -239,3 +254,12 @@ class VAE(Module):
         recon, elbo = mean_over_samples(recon), mean_over_samples(log_w)
         stats = {"elbo": elbo, "recon": recon, "kl": recon - elbo, "iwae": iwae, "loss": loss}
         return loss, scalar_stats(stats)
+
+    # --- command-line options -----------------------------------------------------------
+    @classmethod
+    def config_from(cls, options: dict, info: dict) -> dict:
+        """As ``Model.config_from``; a Gaussian decoder without a given sigma learns its sigma."""
+        config = super().config_from(options, info)
+        if config.get("likelihood") == "gaussian" and config.get("sigma") is None:
+            config["learned_sigma"] = True
+        return config
