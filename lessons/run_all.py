@@ -52,7 +52,7 @@ def check_shared_options(argv) -> None:
             f"run_all.py passes its options to every lesson, so it takes only the ones they all "
             f"share ({', '.join(SHARED_OPTIONS)}), not {', '.join(others)}. An option of one "
             f"lesson goes to that lesson run on its own, for example "
-            f"python lessons/05_semi_supervised_vae.py --epochs 3"
+            f"python lessons/06_semi_supervised_vae.py --epochs 3"
         )
     parse_args(argv, __doc__)  # the values: argparse says what is wrong with one
 

@@ -21,7 +21,7 @@ Two measures, both on the host (NumPy arrays in, Python floats out; no engine):
 
 Both need only a representation: ``codes`` (N, D) for MIG, and for the β-VAE metric
 a function ``represent(factors (N, K) ints) -> codes (N, D)``: an identity or rotation
-map in the tests, render -> encoder mean μ(x) for a trained VAE in lesson 03.
+map in the tests, render -> encoder mean μ(x) for a trained VAE in lesson 04.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ from nbformat.v4 import new_code_cell
 
 # The lessons written in the notebook form (cells at module level, settings read by
 # common.setup). Add each lesson here when it is rewritten in that form.
-NOTEBOOK_LESSONS = ["00_latent_variable_models.py"]
+NOTEBOOK_LESSONS = [
+    "00_latent_variable_models.py",
+]
 KERNEL = "minivae-lessons-test"
 TIMEOUT_S = 300  # per cell; a quick lesson takes seconds
 

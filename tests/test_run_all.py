@@ -55,7 +55,7 @@ def test_an_option_of_one_lesson_is_refused_before_any_lesson_runs(monkeypatch, 
     with pytest.raises(SystemExit) as err:
         run_all.main(["--quick", "--ablation-epochs=3", "--seed", "1"])
     message = str(err.value.code)
-    assert "not --ablation-epochs." in message and "05_semi_supervised_vae.py" in message
+    assert "not --ablation-epochs." in message and "06_semi_supervised_vae.py" in message
     assert ran == []
 
 

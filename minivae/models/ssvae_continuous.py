@@ -75,7 +75,7 @@ class ContinuousSemiSupervisedVAE(SemiSupervised, LabelConditionedVAE):
     Labels are float arrays (B, k); for k = 1 a vector (B,) is accepted too. With a data
     set of images, the label the training loop gives it is the SLANT of each image in
     degrees (``minivae.data.slant_degrees``), standardized as above: a property computed
-    from x, as Kang & Cho's molecular properties are (lesson 06).
+    from x, as Kang & Cho's molecular properties are (lesson 07).
     """
 
     kind = "ssvae-continuous"

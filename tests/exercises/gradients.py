@@ -481,7 +481,7 @@ GRADIENTS = (
         math="H(N(mu, diag e^v)) = 1/2 sum_j (log 2pi + 1 + v_j), v = log sigma^2, summed "
         "over the last axis",
         lecture="Computational Intelligence Lab, Series 9, Problem 1.7 (the integral "
-        "int q log q = -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 06 adds H(q(y|x)) "
+        "int q log q = -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 07 adds H(q(y|x)) "
         "to the unlabelled bound U(x)",
         forward=entropy_diag_forward,
         make_inputs=lambda rng: (rng.standard_normal((3, 2)), rng.uniform(-1.0, 1.0, (3, 2))),

@@ -36,16 +36,16 @@ LESSONS = (
         "elbo_bernoulli", "elbo_samples", "log_px_importance", "iwae_weights",
         "reparameterize_full_backward", "kl_full", "kl_full_backward",
     )),
-    ("05", "the semi-supervised VAE (M2)", "lessons/05_semi_supervised_vae.py", (
+    ("06", "the semi-supervised VAE (M2)", "lessons/06_semi_supervised_vae.py", (
         "cross_entropy_backward", "entropy_backward", "m2_unlabelled_bound",
         "m2_unlabelled_bound_backward", "m2_optimal_q",
     )),
-    ("06", "semi-supervised regression", "lessons/06_semi_supervised_regression.py", (
+    ("07", "semi-supervised regression", "lessons/07_semi_supervised_regression.py", (
         "entropy_diag", "entropy_diag_backward",
     )),
 )  # fmt: skip
 """(lesson number, topic, lesson file, the answer names of its exercises in the suggested order).
-Lessons 03 (the beta-VAE) and 04 (the conditional VAE) reuse lesson 02's quantities: beta
+Lessons 04 (the beta-VAE) and 05 (the conditional VAE) reuse lesson 02's quantities: beta
 weighs exercise kl_normal_std's KL, and the conditional VAE's ELBO is elbo_bernoulli's with
 y as a second input, so they add no exercise of their own."""
 

@@ -469,8 +469,8 @@ def kl_full_backward(grad_out, mu, L):
     raise NotImplementedError
 
 
-# ---------------------------------------- lesson 05: the semi-supervised VAE (M2)
-# lessons/05_semi_supervised_vae.py
+# ---------------------------------------- lesson 06: the semi-supervised VAE (M2)
+# lessons/06_semi_supervised_vae.py
 
 
 def cross_entropy_backward(grad_out, logits, labels):
@@ -555,8 +555,8 @@ def m2_optimal_q(bounds):
     raise NotImplementedError
 
 
-# ---------------------------------------- lesson 06: semi-supervised regression
-# lessons/06_semi_supervised_regression.py
+# ---------------------------------------- lesson 07: semi-supervised regression
+# lessons/07_semi_supervised_regression.py
 
 
 def entropy_diag(mu, log_var):
@@ -566,7 +566,7 @@ def entropy_diag(mu, log_var):
              per example
     shapes:  mu, log_var (B, J) = (3, 4); entropy (B,) = (3,)
     lecture: Computational Intelligence Lab, Series 9, Problem 1.7 (the first integral, int q
-             log q = -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 06 adds H(q(y|x)) to
+             log q = -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 07 adds H(q(y|x)) to
              its unlabelled bound
     hint:    -log q(z) = 1/2 (log 2pi + log sigma^2 + (z - mu)^2 / sigma^2) per unit; take its
              expectation under q: E[(z - mu)^2] = sigma^2.
@@ -582,7 +582,7 @@ def entropy_diag_backward(grad_out, mu, log_var):
              the last axis
     shapes:  mu, log_var (B, J) = (3, 2); H and grad_out (B,) = (3,)
     lecture: Computational Intelligence Lab, Series 9, Problem 1.7 (the integral int q log q =
-             -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 06 adds H(q(y|x)) to the
+             -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 07 adds H(q(y|x)) to the
              unlabelled bound U(x)
     hint:    look at which parameters H depends on at all; a gradient that is zero is still an
              array of its input's shape.

@@ -400,7 +400,7 @@ ENTROPY_DIAG = ValueExercise(
     math="H(N(mu, diag sigma^2)) = -E_q[log q(z)] = 1/2 sum_j (log 2pi + 1 + log sigma_j^2), "
     "per example",
     lecture="Computational Intelligence Lab, Series 9, Problem 1.7 (the first integral, "
-    "int q log q = -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 06 adds H(q(y|x)) "
+    "int q log q = -J/2 log 2pi - 1/2 sum_j (log sigma_j^2 + 1)); lesson 07 adds H(q(y|x)) "
     "to its unlabelled bound",
     inputs=("mu", "log_var"),
     outputs=("entropy",),
@@ -825,7 +825,7 @@ SCORE_FUNCTION = ValueExercise(
 )
 
 
-# ----------------------------------------------------------------------------- M2 (lesson 05)
+# ----------------------------------------------------------------------------- M2 (lesson 06)
 
 
 def _m2_bound_oracle(logits, bounds):

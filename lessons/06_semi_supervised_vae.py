@@ -1,4 +1,4 @@
-"""Lesson 05: the semi-supervised VAE (M2 of Kingma et al. 2014), MNIST with 100 labels.
+"""Lesson 06: the semi-supervised VAE (M2 of Kingma et al. 2014), MNIST with 100 labels.
 
 M2 is a conditional VAE whose label y is a second latent variable: observed for a
 few images, inferred by a classifier q(y|x) for all the others. Every image then
@@ -27,13 +27,13 @@ Overall training objective" means that slide of file 004_*.txt.
 
 Run (663 s measured on 2 cores; --quick takes about 7 s):
 
-    python lessons/05_semi_supervised_vae.py [--quick] [--epochs E] [--ablation-epochs A]
+    python lessons/06_semi_supervised_vae.py [--quick] [--epochs E] [--ablation-epochs A]
 
 --epochs sets the epochs of the lesson's M2 and of the paper's J (default 10),
 --ablation-epochs those of each ablation (default 2). The benchmark
 (benchmarks/m2_quality.py: three label draws, 80 epochs) is where the quality bar is
 measured; its figures are in benchmarks/BENCHMARKS.md. Figures and summary.json go to
-runs/lessons/05_semi_supervised_vae/ (change the root with --out), the checkpoints
+runs/lessons/06_semi_supervised_vae/ (change the root with --out), the checkpoints
 and metrics of the four models to its m2_*/ subfolders. Without the MNIST files
 (and without network) the lesson says so in one line and uses the built-in
 Fashion-MNIST subset instead.
@@ -72,7 +72,7 @@ from minivae.models import SemiSupervisedVAE
 from minivae.optim import Adam
 from minivae.train import TrainConfig, prepare_data, train
 
-NAME = "05_semi_supervised_vae"
+NAME = "06_semi_supervised_vae"
 
 # M2 as in Kingma et al. (2014): one hidden layer of 500 softplus units in each network,
 # a 50-dimensional z, Bernoulli pixels
@@ -358,7 +358,7 @@ def part1_by_hand(lesson: Lesson, x_host, y_host, quick):
 # decoder mostly ignores y for minutes of training (the label effect below is near 0:
 # changing y barely changes the image), L(x, y) is nearly the same for every y, and the
 # unlabelled images teach q(y|x) next to nothing. Weighting the KL of z by β_z > 1 in
-# both bounds (the β of lesson 03, applied to z only; the reported bounds stay the true
+# both bounds (the β of lesson 04, applied to z only; the reported bounds stay the true
 # ones) makes information in z dearer than in y, whose price is fixed at log 10: the
 # decoder takes the digit from y, L(x, y) separates the classes by tens of nats, and
 # U(x) pulls q(y|x) towards the right class. The lesson trains both, for the same

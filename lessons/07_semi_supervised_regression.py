@@ -1,4 +1,4 @@
-"""Lesson 06: semi-supervised regression, a VAE that learns a continuous property from few labels.
+"""Lesson 07: semi-supervised regression, a VAE that learns a continuous property from few labels.
 
 Seed 004's semi-supervised VAE with a real-valued label (Kang & Cho 2019): y is a
 property of the image, here the SLANT of a digit in degrees, measured from the image's
@@ -29,9 +29,9 @@ For data points with labels" means that slide of file 004_*.txt.
 
 Run (about 4 minutes of computing, 7.5 minutes on 2 shared cores; --quick takes about 10 s):
 
-    MINIVAE_DATA=<folder holding mnist/> python lessons/06_semi_supervised_regression.py [--quick]
+    MINIVAE_DATA=<folder holding mnist/> python lessons/07_semi_supervised_regression.py [--quick]
 
-Figures and summary.json go to runs/lessons/06_semi_supervised_regression/ (change
+Figures and summary.json go to runs/lessons/07_semi_supervised_regression/ (change
 the root with --out), the checkpoint of the main model to its models/ subfolder.
 Without the MNIST files (and without network) the lesson says so in one line and
 uses the built-in Fashion-MNIST subset instead, whose garments have a slant too.
@@ -66,7 +66,7 @@ from minivae.checkpoint import load_model, save_checkpoint
 from minivae.models import ContinuousSemiSupervisedVAE
 from minivae.optim import Adam
 
-NAME = "06_semi_supervised_regression"
+NAME = "07_semi_supervised_regression"
 
 # The model: regressor x-128-(2 x 1), encoder [x, y]-128-(2 x 16), decoder [z, y]-128-x,
 # softplus units as in Kingma et al. 2014's M2
@@ -185,7 +185,7 @@ def part1_property(lesson: Lesson, train, test, slants_train, slants_test, label
 # Why reparameterize? U depends on μ_y only through the sampled y. Draw y and treat
 # it as a constant, and U's gradient with respect to μ_y is exactly zero: only the
 # labelled squared error would ever train the mean, and the unlabelled images could
-# teach the regressor nothing. M2 (lesson 05) sums over its ten classes instead; a
+# teach the regressor nothing. M2 (lesson 06) sums over its ten classes instead; a
 # continuous y cannot be summed over, so its samples must carry the gradient.
 
 # %%
@@ -272,7 +272,7 @@ def part2_by_hand(lesson: Lesson, x_host, y_host, rng, quick):
 # p(x|y,z) does not depend on y). Nothing in J prefers y to z for the slant: on
 # unlabelled images a nat of slant costs the same KL in either. So the lesson trains
 # the model twice: with J exactly as seed 004 writes it (β_z = 1), and with the KL of
-# z weighted β_z = 3 (the β-VAE's knob, lesson 03), which makes information in z
+# z weighted β_z = 3 (the β-VAE's knob, lesson 04), which makes information in z
 # three times dearer than in y, so the slant moves into y. The reported bounds stay
 # the true ones (β_z = 1); only the training objective changes.
 # For the main N the lesson follows the errors during training, and beside them how

@@ -1,4 +1,4 @@
-"""Lesson 04: the conditional VAE, q(z | x, y) and p(x | y, z), and what the label buys.
+"""Lesson 05: the conditional VAE, q(z | x, y) and p(x | y, z), and what the label buys.
 
 The conditional (supervised) VAE of Sohn et al. 2015 gives both networks the label y
 as a second input (seed 004, "Conditional VAE (Supervised VAE)"):
@@ -34,9 +34,9 @@ Conditional VAE" means that section of file 004_*.txt.
 
 Run (206 s measured on 2 cores; --quick takes about 15 s):
 
-    python lessons/04_conditional_vae.py [--quick]
+    python lessons/05_conditional_vae.py [--quick]
 
-Figures and summary.json go to runs/lessons/04_conditional_vae/ (change the root with
+Figures and summary.json go to runs/lessons/05_conditional_vae/ (change the root with
 --out); the checkpoints of the two models go to its cvae_training/ and vae_training/
 subfolders. Without the MNIST files (and without network) the lesson says so in one
 line and uses the built-in Fashion-MNIST subset instead.
@@ -75,7 +75,7 @@ from minivae.nn import MLP
 from minivae.optim import Adam
 from minivae.train import TrainConfig, train
 
-NAME = "04_conditional_vae"
+NAME = "05_conditional_vae"
 
 # The two models: 784-400-2 networks (Part 2 says why the code is 2-D). The CVAE's
 # encoder reads 784 + 10 inputs and its decoder 2 + 10; everything else is the same.

@@ -1,4 +1,4 @@
-"""Lesson 03: the β-VAE, rate against distortion, and measuring disentanglement.
+"""Lesson 04: the β-VAE, rate against distortion, and measuring disentanglement.
 
 The β-VAE (Higgins et al. 2017) trains the VAE with the KL term weighted by β:
 
@@ -26,9 +26,9 @@ VAE applications [4]" means that section of file 003_*.txt.
 
 Run (838 s measured on 2 cores; --quick takes about 7 s):
 
-    python lessons/03_beta_vae.py [--quick]
+    python lessons/04_beta_vae.py [--quick]
 
-Figures and summary.json go to runs/lessons/03_beta_vae/ (change the root with --out).
+Figures and summary.json go to runs/lessons/04_beta_vae/ (change the root with --out).
 --dataset picks the second data set of the sweep (default mnist; without the files
 the lesson falls back to the built-in Fashion-MNIST subset and says so); the
 disentanglement part always uses the built-in shapes, whose factors are known.
@@ -64,7 +64,7 @@ from minivae.checkpoint import load_model
 from minivae.metrics import evaluate
 from minivae.train import TrainConfig, train
 
-NAME = "03_beta_vae"
+NAME = "04_beta_vae"
 
 # The β sweep (seed 003, VAE applications [4]: "upweights the KL divergence term")
 BETAS = ((1, 2, 4, 8, 16), (1, 16))  # shapes
