@@ -32,14 +32,29 @@ module to ``minivae.backend.use_gpu_module``.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 import types
 from collections import Counter
+from typing import NamedTuple
 
 import numpy
 
 # ----------------------------------------------------------------------------- counting
+
+
+class Event(NamedTuple):
+    """One host <-> device crossing: its kind, what crossed, and the code that asked for it."""
+
+    kind: str
+    what: str
+    file: str  # relative to the working directory, e.g. "minivae/train.py"
+    line: int
+    function: str
+
+    def __str__(self):
+        return f"{self.kind:9} {self.file}:{self.line} ({self.function}): {self.what}"
 
 
 class Transfers:
@@ -56,11 +71,11 @@ class Transfers:
 
     def __init__(self):
         self.counts: Counter = Counter()
-        self.events: list = []  # (kind, what, where)
+        self.events: list = []
 
     def add(self, kind: str, what: str) -> None:
         self.counts[kind] += 1
-        self.events.append((kind, what, _caller()))
+        self.events.append(Event(kind, what, *_caller()))
 
     def reset(self) -> None:
         self.counts.clear()
@@ -68,7 +83,7 @@ class Transfers:
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return builtins.sum(self.counts.values())  # this module defines its own sum
 
     def __repr__(self):
         return f"Transfers({dict(self.counts)})"
@@ -77,17 +92,18 @@ class Transfers:
 transfers = Transfers()
 
 _HERE = os.path.abspath(__file__)
+_BACKEND = os.path.join("minivae", "backend.py")
 
 
-def _caller() -> str:
-    """file:line of the first frame outside this module and minivae/backend.py."""
+def _caller() -> tuple:
+    """(file, line, function) of the first frame outside this module and minivae/backend.py."""
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if os.path.abspath(name) != _HERE and not name.endswith(os.path.join("minivae", "backend.py")):
-            return f"{os.path.relpath(name)}:{frame.f_lineno} ({frame.f_code.co_name})"
+        if os.path.abspath(name) != _HERE and not name.endswith(_BACKEND):
+            return os.path.relpath(name).replace(os.sep, "/"), frame.f_lineno, frame.f_code.co_name
         frame = frame.f_back
-    return "?"
+    return "?", 0, "?"
 
 
 # ----------------------------------------------------------------------------- unwrapping
@@ -330,7 +346,7 @@ class ndarray:
         return ndarray._of(+self._a)
 
     def __abs__(self):
-        return ndarray._of(abs(self._a))
+        return ndarray._of(numpy.absolute(self._a))
 
     def __invert__(self):
         return ndarray._of(~self._a)
