@@ -24,6 +24,8 @@ from collections import Counter
 import fake_cupy as cp
 import numpy as np
 import pytest
+from conftest import GPU_SKIP_REASON, gpu_available
+from lesson_loader import LESSONS, run_quick
 
 import minivae as mv
 from minivae import backend as B
@@ -297,6 +299,18 @@ def test_the_command_line_trains_evaluates_and_samples_on_the_device(device, tmp
     target = tmp_path / "s.png"
     assert cli_main(["sample", ckpt, "-n", "6", "--label", "2", "--out", str(target), *common]) == 0
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow  # minutes on the stand-in: python -m pytest --gpu-standin -m "gpu and slow"
+@pytest.mark.gpu
+@pytest.mark.parametrize("filename", sorted(p.name for p in LESSONS.glob("[0-9][0-9]_*.py")))
+def test_every_lesson_runs_quick_on_the_gpu(filename, tmp_path):
+    if not gpu_available():
+        pytest.skip(GPU_SKIP_REASON)
+    folder, summary, _, _ = run_quick(tmp_path, filename, "--device", "gpu",
+                                      "--dataset", "fashion-mnist-builtin", "--no-progress")  # fmt: skip
+    assert summary["quick"] is True and len(summary) > 5
+    assert any(folder.glob("*.png")), f"{filename} drew no figure"
 
 
 # ============================================================================ 3. transfers
