@@ -185,11 +185,10 @@ TINY = {"latent": 2, "hidden": [16]}
 
 def tiny_config(kind: str, steps: int = 2, **changes) -> TrainConfig:
     """A run of ``steps`` steps of 8 on the built-in Fashion-MNIST subset, 8 held out."""
-    settings = dict(model={"kind": kind, **TINY}, dataset="fashion-mnist-builtin", epochs=1,
-                    batch_size=8, n_val=8, limit_train=8 * steps + 8, n_labelled=10,
-                    labelled_batch_size=5, progress=False)  # fmt: skip
-    settings.update(changes)
-    return TrainConfig(**settings)
+    settings = {"model": {"kind": kind, **TINY}, "dataset": "fashion-mnist-builtin", "epochs": 1,
+                "batch_size": 8, "n_val": 8, "limit_train": 8 * steps + 8, "n_labelled": 10,
+                "labelled_batch_size": 5, "progress": False}  # fmt: skip
+    return TrainConfig(**{**settings, **changes})
 
 
 @pytest.mark.parametrize("kind", ["ae", "vae", "cvae", "m2"])
