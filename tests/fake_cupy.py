@@ -192,8 +192,13 @@ _REFUSE_ARRAY = (
 
 
 class ndarray:
-    """A device array: a NumPy array that only this module may touch."""
+    """A device array: a NumPy array that only this module may touch.
 
+    Its type says module "cupy", as CuPy's does, so code that recognises device arrays by
+    their module (minivae.plots) recognises these.
+    """
+
+    __module__ = "cupy"
     __slots__ = ("_a",)
     __hash__ = None
 

@@ -163,6 +163,13 @@ def test_only_the_api_minivae_calls_is_there():
         device_array([1.0]).tofile  # noqa: B018
 
 
+def test_figures_refuse_device_arrays_by_name_as_they_refuse_cupys(tmp_path):
+    from minivae import plots
+
+    with pytest.raises(ValueError, match="convert tensors and GPU arrays first"):
+        plots.image_grid(cp.zeros((4, 784)), tmp_path / "grid.png", "device images")
+
+
 def test_the_device_generator_is_cupys_not_numpys():
     draws = cp.random.default_rng(0).standard_normal((4,), dtype=np.float32)
     assert isinstance(draws, cp.ndarray) and draws.dtype == np.float32
