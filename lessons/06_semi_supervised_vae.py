@@ -216,7 +216,7 @@ def train_config(lesson: Lesson, model: dict, dataset: str, epochs: int) -> Trai
 
 def one_hot(labels, dtype=np.float64):
     """(B,) ints -> a constant (B, C) Tensor, one 1 per row."""
-    return mv.Tensor(np.eye(N_CLASSES, dtype=dtype)[labels])
+    return mv.Tensor(B.xp.eye(N_CLASSES, dtype=dtype)[labels])  # on the device
 
 
 def labelled_bound_by_hand(model, x, y, eps):
@@ -280,7 +280,7 @@ def part1_by_hand(lesson: Lesson, x_host, y_host, quick):
         rng = np.random.default_rng([lesson.args.seed, 1])
 
         # L(x, y) with one z per image, and the library's with the same ε
-        eps_l = rng.standard_normal((nl, d))  # (B_l, latent)
+        eps_l = B.from_numpy(rng.standard_normal((nl, d)))  # (B_l, latent)
         lab = labelled_bound_by_hand(model, x_l, y_l, eps_l)
         library_l = model.elbo(x_l, y_l, eps=eps_l)  # {"recon", "kl_z", "kl", "elbo"}
         lesson.report("by_hand_minus_library_L", max_abs(lab["L"], library_l["elbo"]),
@@ -291,8 +291,8 @@ def part1_by_hand(lesson: Lesson, x_host, y_host, quick):
                       f"log p(y) = −log 10 = {-math.log(N_CLASSES):.3f}; nats)")  # fmt: skip
 
         # U(x): the same ε for every class, as model.elbo(x, eps=ε) uses it
-        eps_u = rng.standard_normal((n_u, d))  # (B_u, latent)
-        unl = unlabelled_bound_by_hand(model, x_u, np.broadcast_to(eps_u, (N_CLASSES, n_u, d)))
+        eps_u = B.from_numpy(rng.standard_normal((n_u, d)))  # (B_u, latent)
+        unl = unlabelled_bound_by_hand(model, x_u, B.xp.broadcast_to(eps_u, (N_CLASSES, n_u, d)))
         library_u = model.elbo(x_u, eps=eps_u)  # U(x) and its terms
         for label, t in (("x_l", x_l), ("x_u", x_u), ("log q(y|x)", unl["log_q"]),
                          ("L(x, y) for every y", unl["L_all"]), ("H(q(y|x))", unl["entropy"]),
@@ -315,8 +315,8 @@ def part1_by_hand(lesson: Lesson, x_host, y_host, quick):
         # one ε for the labelled batch, then one per class and image (C * B_u rows, class-major)
         seed = lesson.args.seed + 100
         mv.manual_seed(seed)
-        eps_l = B.to_numpy(standard_normal((nl, d), np.float64))
-        eps_c = B.to_numpy(standard_normal((N_CLASSES * n_u, d), np.float64)).reshape(N_CLASSES, n_u, d)
+        eps_l = standard_normal((nl, d), np.float64)  # on the device, as model.loss draws it
+        eps_c = standard_normal((N_CLASSES * n_u, d), np.float64).reshape(N_CLASSES, n_u, d)
         lab = labelled_bound_by_hand(model, x_l, y_l, eps_l)
         unl = unlabelled_bound_by_hand(model, x_u, eps_c)
         alpha = model.classification_weight  # ALPHA = 0.1 N / N_labelled = 50

@@ -27,15 +27,17 @@ DEVICES = ("cpu", "gpu")
 DTYPES = ("float32", "float64")
 
 _cupy = None  # the cupy module, imported on first use of the gpu
+_cupyx = None  # cupyx (its scatter_add), imported with it
 
 
 def _import_cupy():
     """Import CuPy and check that a CUDA device is present, with a clear error otherwise."""
-    global _cupy
+    global _cupy, _cupyx
     if _cupy is not None:
         return _cupy
     try:
         import cupy
+        import cupyx
     except ImportError as err:
         raise RuntimeError(
             "device 'gpu' needs CuPy, which is not installed. Install the gpu extra "
@@ -54,8 +56,26 @@ def _import_cupy():
             "device 'gpu' needs a CUDA device, but CuPy found none. "
             "Pick the cpu with MINIVAE_DEVICE=cpu."
         )
-    _cupy = cupy
+    _cupy, _cupyx = cupy, cupyx
     return cupy
+
+
+def use_gpu_module(cupy_module, cupyx_module=None):
+    """Run device "gpu" on the given modules in place of CuPy and cupyx; None imports CuPy again.
+
+    The seam for the tests' CuPy stand-in (``python -m pytest --gpu-standin``), which checks
+    the CuPy code path's discipline on a machine without a GPU. The module must offer what
+    minivae calls of CuPy (``ndarray``, the array functions, ``random.default_rng``); the
+    cupyx one ``scatter_add``. It takes effect at the next ``set_device("gpu")``, with a
+    fresh gpu random generator; usable plainly or as ``with use_gpu_module(m, mx):``.
+    """
+    global _cupy, _cupyx
+    if device == "gpu":
+        raise RuntimeError("use_gpu_module: switch to the cpu first (set_device('cpu'))")
+    previous = (_cupy, _cupyx)
+    _cupy, _cupyx = cupy_module, cupyx_module
+    _rngs.pop("gpu", None)
+    return _Restore(lambda: use_gpu_module(*previous))
 
 
 def gpu_available() -> bool:
@@ -185,7 +205,16 @@ def array_device(a) -> str:
 
 
 def asarray(a, dtype=None):
-    """An array of the current device; Python floats and float lists take the default dtype."""
+    """An array of the current device; Python floats and float lists take the default dtype.
+
+    A Python number becomes a 0-d array filled on the device (``xp.full``): on the gpu that
+    is a kernel with the number as its argument, where ``xp.asarray`` would copy it from the
+    host, one transfer for every constant of every step.
+    """
+    if isinstance(a, (bool, int, float)):
+        if dtype is None:
+            dtype = default_dtype
+        return xp.full((), a, dtype=dtype)
     if dtype is None and not hasattr(a, "dtype"):
         probe = numpy.asarray(a)
         dtype = default_dtype if probe.dtype.kind in "fiub" else None
@@ -212,9 +241,7 @@ def from_numpy(a, dtype=None):
 def scatter_add(target, index, values):
     """target[index] += values, adding repeated indices (numpy.add.at or cupyx's scatter_add)."""
     if device == "gpu":
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
+        _cupyx.scatter_add(target, index, values)
     else:
         numpy.add.at(target, index, values)
     return target

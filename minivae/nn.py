@@ -107,7 +107,7 @@ class Linear(Module):
             raise ValueError(f"Linear: sizes must be positive, got n_in={n_in}, n_out={n_out}")
         dtype = B.get_default_dtype()
         if init == "he":  # Var W = 2 / n_in keeps relu activations' scale (He et al. 2015)
-            w = B.rng().normal(0.0, math.sqrt(2.0 / n_in), size=(n_in, n_out))
+            w = B.rng().standard_normal(size=(n_in, n_out)) * math.sqrt(2.0 / n_in)
         elif init == "xavier":  # uniform with Var W = 2 / (n_in + n_out) (Glorot & Bengio 2010)
             limit = math.sqrt(6.0 / (n_in + n_out))
             w = B.rng().uniform(-limit, limit, size=(n_in, n_out))

@@ -158,7 +158,7 @@ def clip_grad_norm(params, max_norm: float) -> float:
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
     grads = [p for p in params if p.grad is not None]
-    total = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in grads))
+    total = math.sqrt(float(sum(((p.grad * p.grad).sum().astype("float64") for p in grads), 0.0)))
     if total > max_norm:
         scale = max_norm / (total + 1e-12)
         for p in grads:

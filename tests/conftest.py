@@ -5,6 +5,11 @@
 - ``device`` runs a test once on "cpu" (NumPy) and once on "gpu" (CuPy); the gpu
   run carries the ``gpu`` marker and is skipped, saying why, without CuPy and a
   CUDA device. Inside the test the backend is switched to that device.
+- ``--gpu-standin`` runs the gpu tests without a GPU, on tests/fake_cupy.py: a strict
+  stand-in for CuPy (NumPy underneath) that refuses what CuPy refuses (implicit
+  conversion to NumPy, host arrays mixed into device work, NumPy's generator for device
+  noise) and counts every host <-> device transfer. It checks the CuPy code path's
+  discipline, not a GPU. ``python -m pytest --gpu-standin -m gpu`` runs just those tests.
 - Every test leaves the engine as it found it: default dtype, device, grad mode,
   anomaly mode and the random generators are put back afterwards, so a test that
   fails half-way through a ``set_default_dtype("float64")`` cannot leak into others.
@@ -24,6 +29,34 @@ from minivae import tensor as _tensor
 
 register_profiles()
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--gpu-standin",
+        action="store_true",
+        default=False,
+        help="run the gpu tests on tests/fake_cupy.py, a strict CuPy stand-in on NumPy (not a GPU)",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--gpu-standin"):
+        import fake_cupy
+
+        B.use_gpu_module(fake_cupy, fake_cupy.cupyx)
+        gpu_available.cache_clear()
+
+
+def pytest_unconfigure(config):
+    if config.getoption("--gpu-standin"):
+        B.use_gpu_module(None)
+
+
+def pytest_report_header(config):
+    if config.getoption("--gpu-standin"):
+        return "gpu: the CuPy stand-in tests/fake_cupy.py (NumPy on the host, not a GPU)"
+    return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -77,18 +77,19 @@ def test_minivae_device_cpu_is_read_loosely():
 
 
 def test_gpu_without_cupy_says_what_to_install():
-    if B.gpu_available():
-        pytest.skip("a GPU is available here: the error cannot happen")
-    with pytest.raises(RuntimeError) as info:
-        mv.set_device("gpu")
+    with B.use_gpu_module(None):  # the real CuPy, also in a --gpu-standin pass
+        if B.gpu_available():
+            pytest.skip("a GPU is available here: the error cannot happen")
+        with pytest.raises(RuntimeError) as info:
+            mv.set_device("gpu")
+        assert mv.get_device() == "cpu" and B.xp is np  # nothing half-switched
+        assert B.gpu_available() is False
     message = str(info.value)
     if importlib.util.find_spec("cupy") is None:
         assert "needs CuPy, which is not installed" in message
         assert "pip install 'minivae[gpu]'" in message and "MINIVAE_DEVICE=cpu" in message
     else:  # CuPy is there, but no CUDA device
         assert "needs a CUDA device" in message
-    assert mv.get_device() == "cpu" and B.xp is np  # nothing half-switched
-    assert B.gpu_available() is False
 
 
 @pytest.mark.parametrize("name", ["tpu", "GPU", "", "cuda"])
@@ -186,3 +187,61 @@ def test_scatter_add_adds_repeated_indices():
     target = np.zeros(4)
     B.scatter_add(target, np.array([0, 2, 0, 0]), np.array([1.0, 2.0, 3.0, 4.0]))
     np.testing.assert_array_equal(target, [8.0, 0.0, 2.0, 0.0])
+
+
+# ----------------------------------------------------------------------------- the gpu's module
+
+
+def test_use_gpu_module_runs_the_gpu_on_another_module_and_puts_back_the_previous():
+    import fake_cupy
+
+    before = (B._cupy, B._cupyx)
+    with B.use_gpu_module(fake_cupy, fake_cupy.cupyx):
+        assert B.gpu_available()
+        with mv.set_device("gpu"):
+            assert B.xp is fake_cupy and mv.get_device() == "gpu"
+            a = B.from_numpy(np.arange(3.0))
+            assert isinstance(a, fake_cupy.ndarray) and B.array_device(a) == "gpu"
+            assert B.is_array(a) and not B.is_array(np.arange(3.0))
+            np.testing.assert_array_equal(B.to_numpy(a), [0.0, 1.0, 2.0])
+            with pytest.raises(RuntimeError, match="switch to the cpu first"):
+                B.use_gpu_module(None)
+        assert B.xp is np
+    assert (B._cupy, B._cupyx) == before
+
+
+def test_the_gpu_generator_is_the_gpu_modules_own_and_seeded_by_manual_seed():
+    import fake_cupy
+
+    with B.use_gpu_module(fake_cupy, fake_cupy.cupyx), mv.set_device("gpu"):
+        mv.manual_seed(7)
+        first = B.rng().standard_normal(size=(4,), dtype=np.float32)
+        assert isinstance(first, fake_cupy.ndarray)
+        mv.manual_seed(7)
+        again = B.rng().standard_normal(size=(4,), dtype=np.float32)
+        np.testing.assert_array_equal(B.to_numpy(first), B.to_numpy(again))
+        with mv.set_device("cpu"):
+            on_cpu = B.rng().standard_normal(size=(4,), dtype=np.float32)
+        assert isinstance(on_cpu, np.ndarray)  # each device keeps its own generator
+
+
+def test_python_numbers_are_filled_on_the_device_not_copied_there():
+    import fake_cupy
+
+    with B.use_gpu_module(fake_cupy, fake_cupy.cupyx), mv.set_device("gpu"):
+        fake_cupy.transfers.reset()
+        half = B.asarray(0.5)
+        assert isinstance(half, fake_cupy.ndarray) and half.dtype == np.float32 and half.ndim == 0
+        assert B.asarray(2, dtype=np.float64).dtype == np.float64
+        assert fake_cupy.transfers.total == 0
+        B.asarray([1.0, 2.0])  # a list is host data: one copy
+        assert fake_cupy.transfers.counts == {"to_device": 1}
+
+
+def test_scatter_add_on_the_gpu_goes_through_the_cupyx_module():
+    import fake_cupy
+
+    with B.use_gpu_module(fake_cupy, fake_cupy.cupyx), mv.set_device("gpu"):
+        target = B.xp.zeros(3)
+        B.scatter_add(target, B.from_numpy(np.array([1, 1, 2])), B.from_numpy(np.ones(3)))
+        np.testing.assert_array_equal(B.to_numpy(target), [0.0, 2.0, 1.0])

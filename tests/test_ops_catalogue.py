@@ -35,7 +35,7 @@ def to_device(arrays, dtype=None):
 
 
 def is_float(a) -> bool:
-    return np.asarray(a).dtype.kind == "f"
+    return (a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype).kind == "f"  # a device array too
 
 
 # ----------------------------------------------------------------------------- meta-tests
