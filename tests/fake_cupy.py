@@ -458,9 +458,13 @@ for _name in ("exp", "log", "log1p", "sqrt", "tanh", "sin", "cos", "abs", "negat
 # the others
 for _name in ("zeros", "zeros_like", "ones_like", "empty", "empty_like", "full", "arange", "eye",
               "tri", "broadcast_to", "repeat", "tile", "take", "concatenate", "stack", "split",
-              "expand_dims", "diagonal", "argmax", "copyto", "result_type", "matmul"):
+              "expand_dims", "diagonal", "argmax", "copyto", "result_type", "matmul",
+              "tril_indices"):
     globals()[_name] = _function(_name)
 del _name
+
+finfo = numpy.finfo  # CuPy re-exports these two of NumPy's: descriptions of a dtype, no arrays
+dtype = numpy.dtype
 
 
 def nonzero(a):
