@@ -142,17 +142,18 @@ common.show(plots.image_grid(
 
 
 def sweep(tag, dataset, betas, x_test, epochs, limit, binarize):
-    """Train one VAE per β; report test rate, distortion, active units. {β: results}."""
+    """Train one VAE per β; report test rate, distortion, active units. {β: results}.
+    tag prefixes the keys in summary.json: "mnist" for the second data set, whichever it is."""
     results = {}
     for beta in betas:
         t0 = time.perf_counter()
-        print(f"  {tag}: training the β = {beta:g} VAE ...")
+        print(f"  {dataset}: training the β = {beta:g} VAE ...")
         model = train_vae(f"runs/{tag}_{key(beta)}", dataset, x_test.shape[1], beta,
                           epochs, limit, binarize)  # fmt: skip
         terms = metrics.evaluate(model, x_test)  # per-image means of recon, kl, elbo
         activity = metrics.unit_activity(common.encoder_means(model, x_test))  # (latent,)
         k = f"{tag}_{key(beta)}"
-        lesson.report(f"{k}_rate", terms["kl"], f"{tag} β = {beta:g}: rate R = KL (nats)")
+        lesson.report(f"{k}_rate", terms["kl"], f"{dataset} β = {beta:g}: rate R = KL (nats)")
         lesson.report(f"{k}_distortion", -terms["recon"], "  ... distortion D = −recon")
         lesson.report(f"{k}_neg_elbo", -terms["elbo"], "  ... −ELBO = R + D")
         lesson.report(f"{k}_active_units", int((activity > ACTIVE_THRESHOLD).sum()),
@@ -176,7 +177,7 @@ print(f"Part 2: β sweep on {DATASET}")
 test = D.load_for_lesson(DATASET, "test")
 lesson.dataset_used(test.name)
 x_test = D.binarize_fixed(test.images[:N_EVAL], seed=SEED + 1)  # (N, 784) one fixed draw
-second = sweep("mnist", DATASET, common.pick(MNIST_BETAS, QUICK), x_test,
+second = sweep("mnist", test.name, common.pick(MNIST_BETAS, QUICK), x_test,
                MNIST_EPOCHS, MNIST_LIMIT, "dynamic")  # fmt: skip
 n = lesson.numbers
 common.show(plots.bar_plot(
@@ -390,18 +391,18 @@ common.show(plots.line_plot(
 # %%
 print("What the numbers say")
 lo, hi = key(min(shapes)), key(max(shapes))
-for tag, run in (("shapes", shapes), ("mnist", second)):
+for tag, name, run in (("shapes", "shapes", shapes), ("mnist", test.name, second)):
     ks = [f"{tag}_{key(b)}" for b in run]
     rate, distortion = ([n[f"{k}_{q}"] for k in ks] for q in ("rate", "distortion"))
     active = [n[f"{k}_active_units"] for k in ks]
     lesson.verdict(f"{tag}_rate_falls_distortion_rises",
                    np.all(np.diff(rate) < 0) and np.all(np.diff(distortion) > 0),
-                   f"{tag}: as β grows the rate falls and the distortion rises")  # fmt: skip
+                   f"{name}: as β grows the rate falls and the distortion rises")  # fmt: skip
     lesson.verdict(f"{tag}_beta1_best_elbo", min(ks, key=lambda k: n[f"{k}_neg_elbo"]) == ks[0],
-                   f"{tag}: β = 1, which optimizes the ELBO itself, has the best −ELBO")
+                   f"{name}: β = 1, which optimizes the ELBO itself, has the best −ELBO")
     lesson.verdict(f"{tag}_units_switch_off",
                    np.all(np.diff(active) <= 0) and active[-1] < active[0],
-                   f"{tag}: a larger β switches units off ({active[0]} -> {active[-1]} active)")
+                   f"{name}: a larger β switches units off ({active[0]} -> {active[-1]} active)")
 migs = {b: n[f"shapes_{key(b)}_mig"] for b in shapes}
 high, low = [m for b, m in migs.items() if b >= 8], [m for b, m in migs.items() if b <= 4]
 lesson.verdict("mig_grows_with_beta", bool(high and low) and min(high) > max(low),
