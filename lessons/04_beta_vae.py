@@ -271,15 +271,6 @@ common.save_figure(fig, lesson.path("3_mutual_information_matrices.png"))
 # sharing v_k (the others random), average |μ(x1) − μ(x2)|; a linear classifier must name
 # k from that vector. Score = held-out accuracy (chance = 1/5).
 # *Predict:* does MIG grow smoothly with β, or jump?
-#
-# What the full run shows (12,500 steps per β): for β ≤ 4 every factor is spread over
-# several units (MIG about 0.04); from β = 8 on, the few units left active each take one
-# factor, position first: one unit for pos_y, one or two for pos_x, one for scale (MIG
-# 0.12-0.15, as Part 3's traversals show). Shape and orientation stay entangled: they
-# change few pixels, and a unit of their own would cost KL for little gain in
-# reconstruction. MIG punishes a factor split over two units (pos_x at β = 16) as hard as
-# a factor in none. With only 250 steps per β every β scored 0.02-0.04: disentanglement
-# appears late in training, after the rate has settled.
 
 # %%
 BVAE_TRAIN = common.pick((500, 100), QUICK)  # points for the β-VAE metric's classifier ...
@@ -287,10 +278,10 @@ BVAE_TEST = common.pick((250, 50), QUICK)  # ... and held-out points (multiples 
 BVAE_PAIRS = common.pick((16, 8), QUICK)  # L: pairs averaged per point
 
 
-def scores(model, mi, tag, name):
+def scores(model, unit_mi, tag, name):
     """MIG (from I(z_u; v_k), (latent, K)) and the β-VAE metric of one shapes model, reported
     under tag; returns MIG."""
-    mig, gaps = dis.mig_from_mi(mi, entropies)
+    mig, gaps = dis.mig_from_mi(unit_mi, entropies)
 
     def represent(factors):  # (N, K) factor indices -> (N, latent) μ(x) of their images
         return common.encoder_means(model, D.render_shapes(factors))
@@ -319,6 +310,16 @@ common.show(plots.line_plot(
     lesson.path("4_disentanglement_vs_beta.png"),
     "Part 4 - disentanglement scores of the shapes VAEs against β", "β (log scale)",
     "score (1 = perfectly disentangled)", logx=True))  # fmt: skip
+
+# %% [markdown]
+# What the full run shows (12,500 steps per β): for β ≤ 4 every factor is spread over
+# several units (MIG about 0.04); from β = 8 on, the few units left active each take one
+# factor, position first: one unit for pos_y, one or two for pos_x, one for scale (MIG
+# 0.12-0.15, as Part 3's traversals show). Shape and orientation stay entangled: they
+# change few pixels, and a unit of their own would cost KL for little gain in
+# reconstruction. MIG punishes a factor split over two units (pos_x at β = 16) as hard as
+# a factor in none. With only 250 steps per β every β scored 0.02-0.04: disentanglement
+# appears late in training, after the rate has settled.
 
 # %% [markdown]
 # ## Part 5: is it enough to make the units independent of each other?
