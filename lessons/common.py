@@ -326,3 +326,29 @@ def to_device(x):
     if np.asarray(x).dtype.kind in "iu":
         return B.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
     return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
+
+
+# --------------------------------------------------------------------------- lesson 04 (β-VAE)
+
+
+@mv.no_grad()
+def encoder_means(model, x, y=None, batch_size: int = 1000):
+    """μ(x), the mean of q(z | x), for host images x (N, x_dim) (and labels y, or None), in
+    batches: host (N, latent) float64. The code a lesson scores, plots or traverses."""
+    parts = []
+    for s in range(0, len(x), batch_size):
+        ys = None if y is None else to_device(y[s : s + batch_size])
+        mu = model.encode(to_device(x[s : s + batch_size]), ys)[0]  # (b, latent)
+        parts.append(B.to_numpy(mu.data))
+    return np.concatenate(parts).astype(np.float64)
+
+
+@mv.no_grad()
+def decoder_means(model, z, y=None, batch_size: int = 1000):
+    """The decoder's means (Bernoulli probabilities sigmoid(g(z))) for host codes z (N, latent)
+    (and labels y, or None), in batches: host (N, x_dim) float64, ready for a figure."""
+    parts = []
+    for s in range(0, len(z), batch_size):
+        ys = None if y is None else to_device(y[s : s + batch_size])
+        parts.append(B.to_numpy(model.decode(to_device(z[s : s + batch_size]), ys).data))
+    return np.concatenate(parts).astype(np.float64)

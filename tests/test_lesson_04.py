@@ -1,17 +1,21 @@
-"""Lesson 04 (the β-VAE) in --quick mode: the numbers it claims, and its figures.
+"""Lesson 04 (the β-VAE) run as a script in quick mode: the numbers it claims, its figures.
 
-The lesson runs once per test session (about 10 s: two β values, tiny data, the
-built-in Fashion-MNIST subset so that no download is needed); each test then
-checks one claim against summary.json.
+The lesson runs once per test session (two β values, tiny data, the built-in Fashion-MNIST
+subset as the second data set so that no download is needed); each test then checks one
+claim against summary.json. tests/test_notebooks.py runs it as a notebook.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+import re
 
 import pytest
-from lesson_loader import assert_figures, run_quick
+from lesson_loader import LESSONS, assert_figures, run_script
 
+FILENAME = "04_beta_vae.py"
 FIGURES = {
     "1_shapes_factors.png",
     "2_rate_distortion_shapes.png",
@@ -19,34 +23,80 @@ FIGURES = {
     "2_active_units.png",
     "3_traversals_beta1.png",
     "3_traversals_beta16.png",
+    "3_mutual_information_matrices.png",
     "4_disentanglement_vs_beta.png",
-    "4_mutual_information_matrices.png",
     "5_tcvae.png",
 }
+VERDICTS = (
+    "shapes_rate_falls_distortion_rises",
+    "shapes_beta1_best_elbo",
+    "shapes_units_switch_off",
+    "mnist_rate_falls_distortion_rises",
+    "mnist_beta1_best_elbo",
+    "mnist_units_switch_off",
+    "mig_grows_with_beta",
+    "position_and_scale_get_units",
+    "shape_and_orientation_stay_entangled",
+    "beta_vae_metric_above_chance",
+    "tc_falls_with_beta",
+    "tcvae_lowers_tc",
+    "tcvae_mig_below_beta_vaes",
+)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Run the quick lesson once: (output folder, summary.json, main's return, the module)."""
-    out = tmp_path_factory.mktemp("lesson_03")
-    return run_quick(out, "04_beta_vae.py", "--dataset", "fashion-mnist-builtin", "--no-progress")
+    """python lessons/04_beta_vae.py --quick --out tmp --dataset fashion-mnist-builtin, once:
+    (output folder, summary.json, the lesson's namespace, what it printed)."""
+    return run_script(tmp_path_factory.mktemp("lesson_04"), FILENAME,
+                      "--dataset", "fashion-mnist-builtin", "--no-progress")  # fmt: skip
 
 
-def test_summary_is_what_main_returns_and_quick(run):
-    _, summary, returned, lesson = run
-    assert summary == returned
-    assert summary["quick"] is True and summary["lesson"] == "04_beta_vae"
-    assert lesson.pick(lesson.BETAS, True) == (1, 16)
-    assert lesson.BETAS[0] == (1, 2, 4, 8, 16)
+@pytest.fixture(scope="module")
+def summary(run):
+    return run[1]
 
 
-def test_every_figure_is_a_png(run):
+def test_summary_is_what_the_lesson_holds(run):
+    _, summary, namespace, _ = run
+    assert summary == namespace["summary"]
+    assert summary["lesson"] == "04_beta_vae" and summary["quick"] is True
+    assert summary["dataset"] == "fashion-mnist-builtin"  # the second data set, as asked
+    assert summary["shapes_factor_sizes"] == [3, 6, 10, 16, 16]
+
+
+def test_the_command_line_set_the_first_cells_settings(run):
+    namespace = run[2]
+    assert namespace["QUICK"] is True and namespace["PROGRESS"] is False
+    assert namespace["DATASET"] == "fashion-mnist-builtin"
+    assert namespace["OUT"] == str(run[0].parent)
+    assert namespace["TC_BETA"] == 6.0 and namespace["SEED"] == 0  # the first cell's defaults
+    # the full sweep is five β on shapes; quick mode trains the two ends
+    assert namespace["BETAS"][0] == (1, 2, 4, 8, 16)
+    assert list(namespace["shapes"]) == [1, 16] and list(namespace["second"]) == [1, 16]
+
+
+def test_quick_mode_says_what_it_is_and_prints_no_verdict(run):
+    printed, summary = run[3], run[1]
+    assert "QUICK mode" in printed.split("Part 1")[0]
+    assert not re.search(r"\b(NOT )?met\b", printed)
+    assert all(isinstance(summary[key], bool) for key in VERDICTS)  # recorded all the same
+
+
+def test_parts_print_in_reading_order(run):
+    printed = run[3]
+    starts = [printed.index(f"Part {i}:") for i in range(1, 6)]
+    assert starts == sorted(starts)
+    assert printed.index("What the numbers say") > starts[-1]
+
+
+def test_every_figure_exists_and_is_a_png(run):
     assert_figures(run[0], FIGURES)
 
 
 @pytest.mark.parametrize("tag", ["shapes", "mnist"])
-def test_larger_beta_pays_less_rate_and_more_distortion(run, tag):
-    _, s, *_ = run
+def test_larger_beta_pays_less_rate_and_more_distortion(summary, tag):
+    s = summary
     # the β = 16 model weighs the KL 16 times more: a much cheaper code ...
     assert s[f"{tag}_beta16_rate"] < 0.6 * s[f"{tag}_beta1_rate"]
     # ... bought with worse reconstructions, and (β = 1 optimizes it) a worse -ELBO
@@ -59,8 +109,8 @@ def test_larger_beta_pays_less_rate_and_more_distortion(run, tag):
         assert 0 <= s[f"{tag}_beta{beta}_active_units"] <= 10
 
 
-def test_disentanglement_scores_are_in_range(run):
-    _, s, *_ = run
+def test_disentanglement_scores_are_in_range(summary):
+    s = summary
     for key in ("shapes_beta1", "shapes_beta16", "tcvae"):
         assert 0.0 <= s[f"{key}_mig"] <= 1.0
         gaps = s[f"{key}_mig_per_factor"]
@@ -72,19 +122,47 @@ def test_disentanglement_scores_are_in_range(run):
         assert math.isclose(bvae * 50, round(bvae * 50), abs_tol=1e-6)
 
 
-def test_second_dataset_is_the_one_asked_for(run):
-    _, s, *_ = run
-    assert s["second_dataset"] == "fashion-mnist-builtin"
-    assert s["shapes_factor_sizes"] == [3, 6, 10, 16, 16]
+def test_mutual_information_labels_the_traversals(run):
+    namespace, printed = run[2], run[3]
+    entropies = namespace["entropies"]  # H(v_k) of the five factors, nats
+    assert entropies.shape == (5,) and all(entropies > 0)
+    for beta in (1, 16):
+        mi = namespace["mi"][beta]  # (latent, K) I(z_u; v_k), at most H(v_k)
+        assert mi.shape == (10, 5) and (mi >= 0).all() and (mi <= entropies + 1e-9).all()
+        order, labels = namespace["unit_labels"](beta)
+        assert sorted(order) == list(range(10)) and len(labels) == 10
+        assert f"β = {beta}, units by activity: " + "; ".join(labels) in printed
 
 
 def test_the_tcvae_weighs_only_the_total_correlation(run):
-    _, s, _, lesson = run
-    assert s["tcvae_tc_beta"] == lesson.TC_BETA > 1
+    folder, s, namespace, _ = run
+    assert s["tcvae_tc_beta"] == namespace["TC_BETA"] > 1
     assert s["tcvae_rate"] > 0 and s["tcvae_distortion"] > 0
     for key in ("tcvae_tc", "shapes_beta1_tc", "shapes_beta16_tc"):
         assert math.isfinite(s[key]), key
     # the TC estimate is bounded by (D - 1) log B for the batch's mixture (D = 10 units)
-    assert all(s[k] <= 9 * math.log(lesson.TC_BATCH) for k in ("tcvae_tc", "shapes_beta1_tc"))
-    config = (run[0] / "runs" / "shapes_tcvae" / "config.json").read_text()
-    assert '"tc_beta": 6.0' in config and '"beta": 1.0' in config
+    bound = 9 * math.log(namespace["TC_BATCH"])
+    assert all(s[k] <= bound for k in ("tcvae_tc", "shapes_beta1_tc"))
+    config = json.loads((folder / "runs" / "shapes_tcvae" / "config.json").read_text())
+    assert config["model"]["tc_beta"] == 6.0 and config["model"]["beta"] == 1.0
+
+
+def test_lesson_reads_as_a_notebook():
+    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 600
+    assert "__file__" not in text and "sys.argv" not in text  # neither exists in a kernel
+    assert "python lessons/04_beta_vae.py [--quick]" in ast.get_docstring(ast.parse(text))
+    # the first code cell: the docstring, then only plain assignments of the settings
+    first_code = text.split("# %%\n")[1]
+    body = ast.parse(first_code).body
+    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
+    assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "DATASET", "OUT",
+                                                   "PROGRESS", "TC_BETA"}  # fmt: skip
+    # five parts in order, each opening with the question it answers and asking for a guess
+    parts = re.findall(r"^# ## Part (\d): (.*)$", text, flags=re.MULTILINE)
+    assert [int(p) for p, _ in parts] == [1, 2, 3, 4, 5]
+    assert all(q.endswith("?") for _, q in parts)
+    assert text.count("*Predict:*") == 5
+    assert "Understanding Deep Learning, ch. 17, \"VAE applications [4]\"" in text
+    assert "PGM Lecture 30" in text and "docs/ERRATA.md#e10-" in text
+    assert "seed 00" not in text and "DESIGN.md" not in text
