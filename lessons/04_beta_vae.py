@@ -151,7 +151,7 @@ def sweep(tag, dataset, betas, x_test, epochs, limit, binarize):
         model = train_vae(f"runs/{tag}_{key(beta)}", dataset, x_test.shape[1], beta,
                           epochs, limit, binarize)  # fmt: skip
         terms = metrics.evaluate(model, x_test)  # per-image means of recon, kl, elbo
-        activity = metrics.unit_activity(common.encoder_means(model, x_test))  # (latent,)
+        activity = metrics.unit_activity(common.encode_mean(model, x_test))  # (latent,)
         k = f"{tag}_{key(beta)}"
         lesson.report(f"{k}_rate", terms["kl"], f"{dataset} β = {beta:g}: rate R = KL (nats)")
         lesson.report(f"{k}_distortion", -terms["recon"], "  ... distortion D = −recon")
@@ -211,7 +211,7 @@ fresh = D.make_shapes(N_MIG, seed=MIG_SEED)
 entropies = np.array([dis.entropy(fresh.factors[:, k]) for k in range(len(FACTOR_NAMES))])
 codes, mi = {}, {}  # μ(x) of the fresh shapes; I(z_u; v_k) in nats, (latent, K)
 for beta, r in shapes.items():
-    codes[beta] = common.encoder_means(r["model"], fresh.images)  # (N, latent) μ(x)
+    codes[beta] = common.encode_mean(r["model"], fresh.images)  # (N, latent) μ(x)
     mi[beta] = dis.mutual_information_gap(codes[beta], fresh.factors, n_bins=MIG_BINS)[1]
 
 
@@ -228,12 +228,12 @@ shown = (min(shapes), max(shapes))
 for beta in shown:
     order, labels = unit_labels(beta)
     print(f"  β = {beta:g}, units by activity: " + "; ".join(labels))
-    base = common.encoder_means(shapes[beta]["model"], x_shapes[:1])[0]  # (latent,)
+    base = common.encode_mean(shapes[beta]["model"], x_shapes[:1])[0]  # (latent,)
     z = np.repeat(base[None, :], LATENT * len(TRAVERSAL_VALUES), axis=0)  # (D S, latent)
     for row, unit in enumerate(order):
         z[row * len(TRAVERSAL_VALUES) : (row + 1) * len(TRAVERSAL_VALUES), unit] = TRAVERSAL_VALUES
     common.show(plots.traversals(
-        common.decoder_means(shapes[beta]["model"], z), LATENT, len(TRAVERSAL_VALUES),
+        common.decode(shapes[beta]["model"], z), LATENT, len(TRAVERSAL_VALUES),
         lesson.path(f"3_traversals_{key(beta)}.png"),
         f"Part 3 - traversals of the β = {beta:g} VAE on shapes "
         f"({n[f'shapes_{key(beta)}_active_units']} active): one row per unit, named by its "
@@ -284,7 +284,7 @@ def scores(model, unit_mi, tag, name):
     mig, gaps = dis.mig_from_mi(unit_mi, entropies)
 
     def represent(factors):  # (N, K) factor indices -> (N, latent) μ(x) of their images
-        return common.encoder_means(model, D.render_shapes(factors))
+        return common.encode_mean(model, D.render_shapes(factors))
 
     bvae, details = dis.beta_vae_metric(represent, fresh.factor_sizes, seed=SEED,
                                         n_train=BVAE_TRAIN, n_test=BVAE_TEST,
@@ -362,8 +362,8 @@ lesson.report("tcvae_tc_beta", TC_BETA, "β_TC of the β-TCVAE (β = 1 for the r
 lesson.report("tcvae_rate", terms["kl"], "β-TCVAE: rate (nats)")
 lesson.report("tcvae_distortion", -terms["recon"], "  ... distortion (nats)")
 lesson.report("tcvae_active_units", metrics.active_units(
-    common.encoder_means(tcvae, x_shapes), ACTIVE_THRESHOLD), f"  ... active units of {LATENT}")
-tc_mi = dis.mutual_information_gap(common.encoder_means(tcvae, fresh.images), fresh.factors,
+    common.encode_mean(tcvae, x_shapes), ACTIVE_THRESHOLD), f"  ... active units of {LATENT}")
+tc_mi = dis.mutual_information_gap(common.encode_mean(tcvae, fresh.images), fresh.factors,
                                    n_bins=MIG_BINS)[1]  # fmt: skip
 scores(tcvae, tc_mi, "tcvae", "β-TCVAE")
 lesson.report("tcvae_tc", total_correlation(tcvae, x_shapes), "  ... total correlation (nats)")

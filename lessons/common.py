@@ -328,27 +328,79 @@ def to_device(x):
     return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
 
 
-# --------------------------------------------------------------------------- lesson 04 (β-VAE)
+# --------------------------------------------------------------------------- lesson 01
+# A trained model and a classifier applied to host arrays, in batches: lesson 01 and the
+# lessons after it encode, decode and classify whole test sets this way.
+
+EVAL_BATCH = 2000  # rows per forward pass when encoding, decoding or classifying host arrays
 
 
 @mv.no_grad()
-def encoder_means(model, x, y=None, batch_size: int = 1000):
-    """μ(x), the mean of q(z | x), for host images x (N, x_dim) (and labels y, or None), in
-    batches: host (N, latent) float64. The code a lesson scores, plots or traverses."""
+def encode_mean(model, x, y=None, batch_size: int = EVAL_BATCH):
+    """The code of each row of host images x (N, x_dim): f(x) for an autoencoder, μ(x) for a VAE
+    (μ(x, y) for a conditional one, y (N,) host labels); host (N, latent), float64."""
     parts = []
     for s in range(0, len(x), batch_size):
-        ys = None if y is None else to_device(y[s : s + batch_size])
-        mu = model.encode(to_device(x[s : s + batch_size]), ys)[0]  # (b, latent)
-        parts.append(B.to_numpy(mu.data))
+        yb = None if y is None else to_device(y[s : s + batch_size])
+        mean, _ = model.encode(to_device(x[s : s + batch_size]), yb)  # (b, latent), log σ² or None
+        parts.append(B.to_numpy(mean.data))
     return np.concatenate(parts).astype(np.float64)
 
 
 @mv.no_grad()
-def decoder_means(model, z, y=None, batch_size: int = 1000):
-    """The decoder's means (Bernoulli probabilities sigmoid(g(z))) for host codes z (N, latent)
-    (and labels y, or None), in batches: host (N, x_dim) float64, ready for a figure."""
+def decode(model, z, y=None, batch_size: int = EVAL_BATCH):
+    """model.decode for host codes z (N, latent) (and labels y (N,)): host (N, x_dim), float64,
+    the decoder's means as they come (Bernoulli probabilities, or an unclipped MSE output)."""
     parts = []
     for s in range(0, len(z), batch_size):
-        ys = None if y is None else to_device(y[s : s + batch_size])
-        parts.append(B.to_numpy(model.decode(to_device(z[s : s + batch_size]), ys).data))
+        yb = None if y is None else to_device(y[s : s + batch_size])
+        parts.append(B.to_numpy(model.decode(to_device(z[s : s + batch_size]), yb).data))
+    return np.concatenate(parts).astype(np.float64)
+
+
+def gaussian_kl_to_standard(mean, cov) -> float:
+    """KL(N(m, S) ‖ N(0, I)) = ½ (tr S + mᵀm − d − log det S) in nats, m (d,), S (d, d): the
+    full-covariance form of Computational Intelligence Lab, Series 9, Problem 1.7."""
+    mean, cov = np.asarray(mean, dtype=np.float64), np.asarray(cov, dtype=np.float64)
+    smallest = float(np.linalg.eigvalsh(cov).min())
+    if not smallest > 0:
+        raise ValueError(
+            f"the covariance must be positive definite: its smallest eigenvalue is "
+            f"{smallest:.3g} (fewer distinct codes than dimensions?)"
+        )
+    _, logdet = np.linalg.slogdet(cov)
+    return float(0.5 * (np.trace(cov) + mean @ mean - len(mean) - logdet))
+
+
+def train_classifier(x, y, sizes, epochs: int, lr: float = 1e-3, batch_size: int = 128,
+                     rng=None, log=print):  # fmt: skip
+    """An MLP ``sizes`` (relu; x_dim, hidden..., classes) trained with Adam on the mean
+    cross-entropy −log softmax(logits)_y of host rows x (N, x_dim), labels y (N,).
+    rng: a NumPy Generator for the minibatch order. Returns the MLP (its outputs are logits)."""
+    from minivae import data as D
+    from minivae import ops
+    from minivae.nn import MLP
+    from minivae.optim import Adam
+
+    clf = MLP(list(sizes), "relu")  # logits (B, classes)
+    optimizer = Adam(clf.parameters(), lr=lr)
+    for epoch in range(epochs):
+        total, count = 0.0, 0
+        for xb, yb in D.batches(x, batch_size, y, rng=rng):
+            loss = ops.cross_entropy(clf(mv.Tensor(xb)), yb).mean()  # (B,) -> scalar
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, count = total + float(loss.data) * len(yb), count + len(yb)
+        log(f"  classifier epoch {epoch + 1}/{epochs}: cross-entropy {total / count:.4f}")
+    return clf
+
+
+@mv.no_grad()
+def class_probabilities(clf, x, batch_size: int = EVAL_BATCH):
+    """p(c | x) = softmax(logits) of a classifier for host rows x (N, x_dim): host (N, C)."""
+    from minivae import ops
+
+    parts = [B.to_numpy(ops.softmax(clf(mv.Tensor(to_device(x[s : s + batch_size])))).data)
+             for s in range(0, len(x), batch_size)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
