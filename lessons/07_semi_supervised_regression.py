@@ -14,14 +14,17 @@
 # Trick"), 3. few labels: semi-supervised against supervised only, 4. generation with the
 # slant swept at a fixed style. Each part opens with its question: guess before you run it.
 #
-# The slides' slips that this lesson corrects: the KL of the labelled bound enters with a
-# minus ([E21](../docs/ERRATA.md#e21-plus-kl-in-the-labelled-bound)), so does the KL of
-# the unlabelled one ([E22](../docs/ERRATA.md#e22-plus-kl-and-brackets-in-the-unlabelled-bound)),
-# which bounds log p(x), not log p(x, y) ([E23](../docs/ERRATA.md#e23-the-unlabelled-bound-is-on-log-p-of-x));
-# the KL is of q, not of log q ([E18](../docs/ERRATA.md#e18-kl-of-log-q)); q's covariance is
-# σ²I ([E1](../docs/ERRATA.md#e1-encoder-covariance-written-sigma-i)) and the Gaussian KL sums
+# The slides' slips that this lesson corrects, from [`docs/ERRATA.md`](../docs/ERRATA.md):
+# the KL of the labelled bound enters with a minus
+# ([E21](../docs/ERRATA.md#e21-plus-kl-in-the-labelled-bound)), and so does the KL of the
+# unlabelled one ([E22](../docs/ERRATA.md#e22-plus-kl-and-brackets-in-the-unlabelled-bound)),
+# a bound on log p(x), not on log p(x, y)
+# ([E23](../docs/ERRATA.md#e23-the-unlabelled-bound-is-on-log-p-of-x)); the KL is of q, not
+# of log q ([E18](../docs/ERRATA.md#e18-kl-of-log-q)); q's covariance is σ²I
+# ([E1](../docs/ERRATA.md#e1-encoder-covariance-written-sigma-i)) and the Gaussian KL sums
 # over the latent units j ([E10](../docs/ERRATA.md#e10-indices-in-the-gaussian-kl-derivation));
-# generation decodes without the encoder ([E14](../docs/ERRATA.md#e14-generation-does-not-run-the-encoder)).
+# generation needs no encoder
+# ([E14](../docs/ERRATA.md#e14-generation-does-not-run-the-encoder)).
 
 # %%
 """Lesson 07: semi-supervised regression, a VAE that learns a digit's slant from few labels.
@@ -30,12 +33,13 @@
 
 Set MINIVAE_DATA=<folder holding mnist/>; without the MNIST files (and without network) the
 lesson says so and uses the built-in Fashion-MNIST subset, whose garments have a slant too.
-Measured on 2 shared cores under load: --quick 25 s on MNIST; the full run 12 minutes
-(lessons/README.md has its numbers). In a notebook, edit the settings below instead of
-passing options; MINIVAE_QUICK=1 turns QUICK on in both.
+Measured on 2 cores shared with other jobs, under load, with OPENBLAS_NUM_THREADS=1: --quick
+44 s on MNIST; the full run 49 minutes on MNIST (4.8 minutes of CPU time), 44 minutes on the
+built-in subset; lessons/README.md has their numbers. In a notebook, edit the settings below
+instead of passing options; MINIVAE_QUICK=1 turns QUICK on in both.
 """
 
-QUICK = False  # True: tiny sizes, seconds; the numbers only show that the code runs
+QUICK = False  # True: tiny sizes; the numbers then only show that the code runs
 SEED = 0  # every random draw follows from it; labelled set r is drawn with SEED + r
 DEVICE = "cpu"  # "cpu" (NumPy) or "gpu" (CuPy)
 DATASET = "mnist"  # falls back to the built-in Fashion-MNIST subset offline
@@ -260,10 +264,10 @@ lesson.report("grad_mu_y_detached", grad_detached,
 # U(x) can teach the regressor only through a decoder that uses y: if z carries the slant
 # too, the decoder can ignore y, and the unlabelled images then pull q(y|x) towards the prior
 # p(y) (the posterior of y is its prior when p(x|y,z) does not depend on y). Nothing in J
-# prefers y to z: on unlabelled images a nat of slant costs the same KL in either. So each
-# model is trained twice: with J as the slides write it (β_z = 1), and with the KL of z
-# weighted β_z = 3 (lesson 04's knob), which makes information in z three times dearer than
-# in y. The reported bounds stay the true ones; only the training objective changes.
+# prefers y to z: on unlabelled images a nat of slant costs the same KL in either. So the
+# semi-supervised model is trained twice: with J as the slides write it (β_z = 1), and with
+# the KL of z weighted β_z = 3 (lesson 04's knob), which makes information in z three times
+# dearer than in y. The reported bounds stay the true ones; only the training objective changes.
 # For the main N the lesson follows the error during training, and beside it how strongly
 # the decoder follows y (Part 4's measure, a slope: 1 = it draws the slant asked for, 0 = it
 # ignores y). *Predict:* at N = 100, which of the three regressors is best? And at N = 1000?
@@ -333,8 +337,9 @@ def train_baseline(config, watch):
             loss.backward()
             opt.step()
             step += 1
-            if step % per_epoch == 0:
-                history.append({"epoch": step // per_epoch, **(hook(model, step // per_epoch) or {})})
+            if step % per_epoch == 0:  # the end of an epoch of the semi-supervised models
+                epoch = step // per_epoch
+                history.append({"epoch": epoch, **(hook(model, epoch) or {})})
             if step == steps:
                 break
     return model, x_l, history
@@ -509,31 +514,44 @@ common.show(plots.line_plot(
 # %% [markdown]
 # ## What the numbers say
 # Each claim of the lesson against this run's numbers (a QUICK run records them in
-# summary.json but does not print them: its sizes are too small to decide).
+# summary.json but does not print them: its sizes are too small to decide). On MNIST
+# (lessons/README.md has the numbers) the unlabelled images help only once the KL of z is
+# weighted: with β_z = 3 the decoder follows y more closely and the regressor beats the
+# baseline at N = 100 and 300, while J as written (β_z = 1) helps on one labelled set of
+# N = 100 and hurts elsewhere. With 1000 labels the baseline wins: the labels alone now
+# teach the network more than the bound does. On the built-in Fashion-MNIST subset (7,000
+# garments, the offline fallback) the decoder follows y far less and the semi-supervised
+# models do not beat the baseline: several claims below are then NOT met.
 
 # %%
 N = lesson.numbers
-few, many = N_LABELS[0], N_LABELS[-1]
+few, many = N_LABELS[:-1], N_LABELS[-1]
 rmse = {(n, name): N[f"n{n}_{name}_rmse"] for n in N_LABELS for name in names}
 b1, b3 = (f"ssvae_betaz{b:g}" for b in BETAS_Z)
 print("In short (test RMSE in degrees, mean over labelled sets):")
 for n in N_LABELS:
     print(f"  N = {n}: " + ", ".join(f"{rmse[(n, name)]:.2f} {legend[name]}" for name in names))
+wins = sum(e1 < e0 for n in N_LABELS for e1, e0 in zip(N[f"n{n}_{b1}_rmse_each"],
+                                                       N[f"n{n}_baseline_rmse_each"]))  # fmt: skip
 hand_ok = max(N[f"by_hand_minus_library_{k}"] for k in ("L", "U", "loss")) < 1e-9
 lesson.verdict("objective_by_hand_is_the_library_s", hand_ok,
                "L(x, y), U(x) and J by hand equal the library's (float64)")  # fmt: skip
 lesson.verdict("reparameterization_carries_the_gradient", grad_reparam > 0 and grad_detached == 0,
                "U reaches μ_y only through the reparameterized y (∂U/∂μ_y = 0 without it)")
 lesson.verdict("beta_z3_beats_the_baseline_with_few_labels",
-               rmse[(few, b3)] < rmse[(few, "baseline")],
-               f"N = {few}: β_z = 3 has a lower test RMSE than supervised only")  # fmt: skip
-lesson.verdict("j_as_written_does_not_help", rmse[(few, b1)] >= rmse[(few, "baseline")],
-               f"N = {few}: J as written (β_z = 1) does not beat supervised only")  # fmt: skip
+               all(rmse[(n, b3)] < rmse[(n, "baseline")] for n in few),
+               f"N = {', '.join(map(str, few))}: β_z = 3 has a lower test RMSE than "
+               "supervised only")  # fmt: skip
+lesson.verdict("beta_z3_beats_j_as_written", all(rmse[(n, b3)] < rmse[(n, b1)] for n in N_LABELS),
+               "at every N, β_z = 3 has a lower test RMSE than J as written (β_z = 1)")
+lesson.verdict("j_as_written_does_not_reliably_help", wins <= len(N_LABELS) * repeats / 2,
+               f"J as written (β_z = 1) beats supervised only in {wins} of "
+               f"{len(N_LABELS) * repeats} runs (N x labelled set): at most half")  # fmt: skip
 lesson.verdict("the_baseline_wins_with_many_labels", rmse[(many, "baseline")] < rmse[(many, b3)],
                f"N = {many}: supervised only beats β_z = 3")  # fmt: skip
 lesson.verdict("beta_z3_decoder_follows_y_more",
                N[f"generation_{b3}_slope"] > N[f"generation_{b1}_slope"],
-               "the decoder follows y more closely with β_z = 3 than with β_z = 1")
+               "the decoder follows y more closely with β_z = 3 than with β_z = 1 (slope)")
 lesson.verdict("generation_follows_the_asked_slant", N[f"generation_{b3}_correlation"] > 0.9,
                "β_z = 3: measured slant follows the asked one (correlation > 0.9)")
 lesson.verdict("checkpoint_reproduces_the_model", N["checkpoint_max_abs_diff"] == 0.0,
