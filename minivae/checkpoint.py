@@ -18,7 +18,7 @@ Reading trusts nothing in the file until it is checked, in this order:
 3. the metadata: a JSON object with the expected keys and types, and a
    ``model_config`` whose ``kind`` is known and whose keys that model takes;
 4. the weights: the names and shapes that the config implies, computed by
-   arithmetic (``parameter_shapes``) without building anything, float32 or
+   arithmetic (``parameter_shapes``, each model's own rule) without building anything, float32 or
    float64, every value finite.
 
 Only then does ``load_model`` build the model, whose size is now that of the
@@ -28,8 +28,6 @@ names the file, says what was wrong and what to do.
 
 from __future__ import annotations
 
-import inspect
-import itertools
 import json
 import math
 import os
@@ -336,9 +334,7 @@ def model_arguments(kind: str) -> dict:
     """{argument: default} of the constructor of the model of this kind (the keys its config may hold)."""
     from minivae.models import MODELS
 
-    signature = inspect.signature(MODELS[kind].__init__)
-    return {name: p.default for name, p in signature.parameters.items()
-            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}  # fmt: skip
+    return MODELS[kind].argument_defaults()
 
 
 def check_model_config(config, where: str = "checkpoint") -> None:
@@ -372,59 +368,18 @@ def check_model_config(config, where: str = "checkpoint") -> None:
 def parameter_shapes(config: dict) -> dict:
     """{parameter name: shape} of the model ``build_model(config)`` would make, by arithmetic only.
 
-    Nothing is allocated, so a config asking for a huge model costs nothing to check.
-    Raises CheckpointError when a size in the config is not a positive integer. A test
-    holds this equal to the shapes of the built models, for every kind.
+    The rule is the model's own (``Model.parameter_shapes``, from the ``layer_sizes`` its
+    constructor builds from), so adding a model adds its shapes here too. Nothing is
+    allocated, so a config asking for a huge model costs nothing to check. Raises
+    CheckpointError when a size in the config is not a positive integer.
     """
+    from minivae.models import MODELS
+
     check_model_config(config, "model_config")
-    kind = config["kind"]
-    c = {**model_arguments(kind), **config}
-    x_dim, latent = _size(c, "x_dim"), _size(c, "latent")
-    hidden = _sizes(c, "hidden")
-    shapes: dict = {}
-    if kind == "ae":  # x -> z -> x
-        _mlp(shapes, "encoder", [x_dim, *hidden, latent])
-        _mlp(shapes, "decoder", [latent, *reversed(hidden), x_dim])
-        return shapes
-    # the VAE family: x (+ label) -> (mu, log sigma^2); z (+ label) -> x
-    label_key = {"vae": None, "cvae": "n_classes", "m2": "n_classes",
-                 "ssvae-continuous": "label_dim"}  # what the networks see besides x and z
-    if kind not in label_key:
-        raise CheckpointError(f"model_config: no parameter shapes are known for kind {kind!r}")
-    extra = _size(c, label_key[kind]) if label_key[kind] else 0
-    _mlp(shapes, "encoder", [x_dim + extra, *hidden, 2 * latent])
-    _mlp(shapes, "decoder", [latent + extra, *reversed(hidden), x_dim])
-    if c.get("likelihood") == "gaussian" and c.get("learned_sigma"):
-        shapes["decoder_log_var"] = (1,)  # one shared log sigma_x^2
-    if kind == "m2":  # q(y | x): x -> class logits
-        inner = hidden if c.get("classifier_hidden") is None else _sizes(c, "classifier_hidden")
-        _mlp(shapes, "classifier", [x_dim, *inner, _size(c, "n_classes")])
-    if kind == "ssvae-continuous":  # q(y | x): x -> (mu_y, log sigma_y^2)
-        inner = hidden if c.get("regressor_hidden") is None else _sizes(c, "regressor_hidden")
-        _mlp(shapes, "regressor", [x_dim, *inner, 2 * _size(c, "label_dim")])
-    return shapes
-
-
-def _mlp(shapes: dict, prefix: str, sizes: list) -> None:
-    """The parameters of ``nn.MLP(sizes)``: Linear layers at even places, activations between."""
-    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        shapes[f"{prefix}.layers.{2 * k}.weight"] = (n_in, n_out)
-        shapes[f"{prefix}.layers.{2 * k}.bias"] = (n_out,)
-
-
-def _size(config: dict, key: str) -> int:
-    value = config.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CheckpointError(f"model_config[{key!r}] must be a positive integer, got {value!r}")
-    return value
-
-
-def _sizes(config: dict, key: str) -> list:
-    value = config.get(key)
-    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(values, (list, tuple)):
-        raise CheckpointError(f"model_config[{key!r}] must be a list of layer sizes, got {value!r}")
-    return [_size({key: v}, key) for v in values]
+    try:
+        return MODELS[config["kind"]].parameter_shapes(config)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(str(err)) from None
 
 
 def _non_finite(array) -> str:
