@@ -62,28 +62,38 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, corrupt, crafted, or for another model."""
 
 
+class NonFiniteState(CheckpointError):
+    """Not saved: a weight or optimizer entry is NaN or infinite; ``what`` names it."""
+
+    def __init__(self, message: str, what: str):
+        super().__init__(message)
+        self.what = what
+
+
 # ----------------------------------------------------------------------------- saving
 
 
 def save_checkpoint(path, model, optimizer=None, meta: dict | None = None) -> str:
     """Write model weights, optimizer state and ``meta`` (JSON-ready) to ``path`` atomically.
 
-    Refuses (CheckpointError, nothing written) when a weight is NaN or infinite: such a
-    file would be refused on loading, and must never replace a good checkpoint.
+    Refuses (CheckpointError, nothing written) when a weight or an entry of the optimizer
+    state is NaN or infinite: such a file would be refused on loading, and must never
+    replace a good checkpoint.
     """
     path = os.fspath(path)
-    state = model.state_dict()
-    for name, value in state.items():
-        bad = _non_finite(value)
-        if bad:
-            raise CheckpointError(
-                f"not saving {path}: the weight {name!r} holds {bad}; the file on disk, if "
-                "any, is unchanged. Training diverged: try a smaller --lr, --clip-grad or "
-                "--kl-warmup."
-            )
-    arrays = {f"param.{k}": v for k, v in state.items()}
+    arrays = {f"param.{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
+    for key, value in arrays.items():
+        bad = _non_finite(np.asarray(value))
+        if bad:
+            kind = "weight" if key.startswith("param.") else "optimizer entry"
+            what = f"the {kind} {key.split('.', 1)[1]!r} holds {bad}"
+            raise NonFiniteState(
+                f"not saving {path}: {what}; the file on disk, if any, is unchanged. Training "
+                "diverged: try a smaller --lr, --clip-grad or --kl-warmup.",
+                what,
+            )
     info = {"format": FORMAT, "model_config": model.config, **(meta or {})}
     arrays["meta"] = np.asarray(json.dumps(info))
     with atomic_writer(path) as f:  # temp file, fsync, os.replace, folder fsync
@@ -163,8 +173,8 @@ def _check_is_file(path: str) -> int:
     """The size of the file at path, or a CheckpointError saying what is there instead."""
     if os.path.isdir(path):
         inner = os.path.join(path, "checkpoint.npz")
-        hint = f"give {inner}" if os.path.isfile(inner) else WHAT_TO_DO
-        raise CheckpointError(f"checkpoint {path} is a folder, not a file: {hint}")
+        hint = f"Give {inner}." if os.path.isfile(inner) else WHAT_TO_DO
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file. {hint}")
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint {path} does not exist. " + WHAT_TO_DO)
     return os.path.getsize(path)
@@ -314,11 +324,11 @@ def check_meta(meta, where: str = "checkpoint") -> None:
             f"{where}: its metadata has no 'model_config' (the model's kind and sizes), so the "
             "model cannot be rebuilt. " + WHAT_TO_DO
         )
-    for key, kind in META_TYPES.items():
-        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+    for key, expected in META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], expected) or isinstance(meta[key], bool)):
             raise CheckpointError(
                 f"{where}: its metadata's {key!r} is a JSON {_json_type(meta[key])}, expected a "
-                f"JSON {_json_type(kind())}. " + WHAT_TO_DO
+                f"JSON {_json_type(expected())}. " + WHAT_TO_DO
             )
     if meta.get("epoch", 0) < 0:
         raise CheckpointError(f"{where}: its metadata's epoch is {meta['epoch']}, below 0. "

@@ -160,22 +160,37 @@ def evaluate(model, x, y=None, batch_size: int = 1000) -> dict:
 
 
 @no_grad()
-def test_report(model, x, y=None, k: int = 0, batch_size: int = 100) -> dict:
+def test_report(model, x, y=None, k: int = 0, batch_size: int = 100,
+                progress: bool = False) -> dict:  # fmt: skip
     """The numbers of ``minivae eval`` for host images x (and their labels y, or None).
 
     "test_elbo" (or "test_recon" for a model without a bound), every other number of
     ``model.evaluate`` as "test_<name>", and with k > 0 the importance-sampled
     negative log-likelihood "test_nll_k<k>" (of p(x | y) where ``model.condition``
     says the densities are conditioned on y), all per example in nats.
+    progress: show a progress bar of the importance sampling (images done, time left)
+    on stderr, the long part (minutes for k = 5000).
     """
     terms = evaluate(model, x, y, batch_size=max(batch_size, 1000))
     out = {f"test_{key}": round(value, 4) for key, value in terms.items() if key != "loss"}
     if k > 0 and hasattr(model, "log_importance_weights"):
         lls = []
+        bar = _progress_bar(len(x), f"log p(x) with K={k}") if progress else None
         for batch in D.evaluation_batches(x, y, batch_size):
             lls.append(importance_sampled_log_likelihood(model, batch.x, k=k,
                                                          y=model.condition(batch)))  # fmt: skip
+            if bar is not None:
+                bar.update(len(batch.x))
+        if bar is not None:
+            bar.close()
         total = sum(float(ll.sum()) for ll in lls)
         out[f"test_nll_k{k}"] = round(-total / len(x), 3)
     out["n_examples"] = len(x)
     return out
+
+
+def _progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr counting images, with the rate and the time left."""
+    from tqdm import tqdm  # imported here: only a progress bar needs it
+
+    return tqdm(total=total, desc=desc, unit="image", leave=False, dynamic_ncols=True)

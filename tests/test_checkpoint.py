@@ -264,6 +264,23 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["c.npz"]
 
 
+def test_non_finite_optimizer_state_is_never_saved(tmp_path):
+    """Adam's second moments overflow to inf while the weights are still finite: such a file
+    would be refused on loading, so it is never written (the diverging run of the issue)."""
+    path = saved(tmp_path)
+    before = path.read_bytes()
+    model = build_model(SMALL_VAE)
+    opt = Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = B.xp.full_like(p.data, 1e30)  # squared: inf in float32
+    with np.errstate(over="ignore"):
+        opt.step()
+    assert all(np.isfinite(B.to_numpy(p.data)).all() for p in model.parameters())
+    with pytest.raises(CheckpointError, match=r"optimizer entry .* holds \d+ infinite values"):
+        save_checkpoint(path, model, opt)
+    assert path.read_bytes() == before
+
+
 # ----------------------------------------------------------------------------- what the file is
 
 
