@@ -23,14 +23,15 @@ that cannot be used (refused before any work), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import math
 import os
 import sys
 import time
+import warnings
 
 from minivae import backend as B
+from minivae.models.common import SemiSupervised
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 DEBUG_ENV = "MINIVAE_DEBUG"
@@ -139,16 +140,14 @@ MODEL_OPTIONS = {
 
 # the other options that apply to some models only: option -> (what the model must have,
 # read off its class; the reason, said of a model without it)
-from minivae.models.common import SemiSupervised  # noqa: E402 (kept beside its one use)
-
 CLASS_OPTIONS = {
     "--labels": (lambda cls: issubclass(cls, SemiSupervised),
-                 "it trains on labels it is given for every example, or on none, and picks "
-                 "no labelled subset"),
+                 ("it trains on labels it is given for every example, or on none, and picks "
+                  "no labelled subset")),
     "--kl-warmup": (lambda cls: cls.has_prior, "it has no prior p(z), so no KL term to warm up"),
     "--nll-samples": (lambda cls: hasattr(cls, "log_importance_weights"),
-                      "it defines no likelihood p(x) to estimate (its test reconstruction is "
-                      "in summary.json without it)"),
+                      ("it defines no likelihood p(x) to estimate (its test reconstruction is "
+                       "in summary.json without it)")),
 }  # fmt: skip
 
 
@@ -199,7 +198,6 @@ EPILOG = ("Exit codes: 0 done; 1 failed (a bad file, missing data, a diverged ru
 
 def build_parser() -> argparse.ArgumentParser:
     from minivae.data import DATASETS
-
     from minivae.models import MODELS
 
     parser = argparse.ArgumentParser(
@@ -253,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                         + only("--alpha"))  # fmt: skip
     t.add_argument("--labels", type=_positive_int, default=None,
                    help="number of class-balanced labelled examples, a multiple of the "
-                        "classes (default 100)" + only("--labels"))  # fmt: skip
+                        "classes (default 100, or the multiple nearest it: 99 for the 3 "
+                        "shapes)" + only("--labels"))  # fmt: skip
     t.add_argument("--epochs", type=_positive_int, default=10,
                    help="epochs in all (default 10); with --resume, raise it to train longer")
     t.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
@@ -409,7 +408,8 @@ def check_train(args) -> None:
     if os.path.exists(args.run) and not os.path.isdir(args.run):
         raise UsageError(f"{args.run} is a file, not a run folder: give another --name or --out")
     # the defaults of the options whose presence the checks above read
-    args.labels = 100 if args.labels is None else args.labels
+    if args.labels is None:  # 100, or the multiple of the classes nearest it
+        args.labels = info["n_classes"] * max(1, round(100 / info["n_classes"]))
     args.kl_warmup = 0.0 if args.kl_warmup is None else args.kl_warmup
     args.lr_decay = 1.0 if args.lr_decay is None else args.lr_decay
     args.nll_samples = args.nll_samples or 0
@@ -664,6 +664,9 @@ def _message(command: str, err: BaseException) -> tuple:
     )
 
 
+FLOATING_POINT_WARNINGS = r"(overflow|invalid value|divide by zero|underflow) encountered"
+
+
 def _debug(args) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "").strip() == "1"
 
@@ -680,7 +683,8 @@ def main(argv=None) -> int:
         if _debug(args):
             return COMMANDS[command](args)
         # NumPy's overflow warnings are not shown: the NaN guard says what diverged, and where
-        with B.np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", FLOATING_POINT_WARNINGS, RuntimeWarning)
             return COMMANDS[command](args)
     except UsageError as err:
         print(f"minivae {command}: error: {err}", file=sys.stderr)

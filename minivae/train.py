@@ -34,6 +34,7 @@ files it wrote are removed, and the run folder too when the run made it.
 from __future__ import annotations
 
 import contextlib
+import glob
 import math
 import numbers
 import os
@@ -348,6 +349,10 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
             raise ResumeMismatch(ckpt_path, differences)
 
     splits = prepare_data(config)  # also adds the model's data-derived config entries
+    for name in RUN_FILES:  # the temporary files of a write that a killed run left half done
+        for stale in glob.glob(os.path.join(glob.escape(out_dir), f".{name}.*.tmp")):
+            with contextlib.suppress(OSError):
+                os.remove(stale)
     if not resume:
         for name in (*RUN_FILES, *replace):  # a fresh run replaces an earlier one's files
             with contextlib.suppress(FileNotFoundError):
@@ -365,7 +370,7 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
                        for key in sorted(set(saved_model) | set(model.config))
                        if saved_model.get(key) != model.config.get(key)]  # fmt: skip
         dtypes = {str(a.dtype) for a in params.values()}
-        ours = str(B.np.dtype(B.get_default_dtype()))
+        ours = str(B.xp.dtype(B.get_default_dtype()))
         if dtypes and dtypes != {ours}:
             differences.append(("dtype", ", ".join(sorted(dtypes)), ours))
         if differences:

@@ -276,7 +276,7 @@ def test_a_run_folder_is_never_overwritten_by_accident(capsys, tmp_path):
     assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # untouched
     (folder / "sample-n4-seed0.png").write_bytes(before["samples.png"])  # as `sample` writes
-    code, out, err = run(capsys, *argv, "--overwrite", "--seed", "5")
+    code, _, err = run(capsys, *argv, "--overwrite", "--seed", "5")
     assert code == 0, err
     assert read_checkpoint(folder / "checkpoint.npz")[0]["train_config"]["seed"] == 5
     assert len((folder / "metrics.jsonl").read_text().splitlines()) == 1
@@ -368,7 +368,7 @@ def test_training_says_when_it_holds_out_fewer_than_n_val(capsys, tmp_path):
 def test_a_diverging_run_exits_non_zero_and_keeps_only_good_files(capsys, tmp_path):
     """The issue's case: one step per epoch, --lr 1e6, --epochs 3. Epoch 1 ends finite; in
     epoch 2 Adam's second moments overflow while the loss is still finite: never saved."""
-    code, out, err = run(capsys, "train", "vae", *TINY, "--out", tmp_path, "--name", "d",
+    code, _, err = run(capsys, "train", "vae", *TINY, "--out", tmp_path, "--name", "d",
                          "--lr", "1e6", "--epochs", "3")  # fmt: skip
     folder = tmp_path / "d"
     assert code == 1, err
@@ -378,7 +378,7 @@ def test_a_diverging_run_exits_non_zero_and_keeps_only_good_files(capsys, tmp_pa
     assert f"The last good checkpoint, {folder / 'checkpoint.npz'} (epoch 1)" in err
     summary = strict_json(folder / "summary.json")
     assert summary["status"] == "diverged" and summary["epochs"] == 1
-    meta, params, _ = read_checkpoint(folder / "checkpoint.npz")  # loads: everything finite
+    meta, _, _ = read_checkpoint(folder / "checkpoint.npz")  # loads: everything finite
     assert meta["epoch"] == 1
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert rows == meta["history"] and all(math.isfinite(r["val_elbo"]) for r in rows)
@@ -578,3 +578,19 @@ def test_the_continuous_label_model_trains_evaluates_and_samples(continuous_run,
                "--out", target)[0] == 0  # fmt: skip
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(target) > 0
+
+
+def test_readme_documents_the_command_and_every_environment_variable():
+    readme = (ROOT / "README.md").read_text()
+    command = readme.split("## The command", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"minivae eval .*--nll-samples \d+ --limit \d+", command)  # --limit beside eval
+    for said in ("--resume", "--overwrite", "--debug", "Exit codes", "null_because_not_finite"):
+        assert said in command, said
+    table = readme.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    sources = [*(ROOT / "minivae").rglob("*.py"), ROOT / "lessons" / "common.py"]
+    used = {m for path in sources for m in re.findall(r"MINIVAE_[A-Z]+", path.read_text())}
+    assert used >= {"MINIVAE_DATA", "MINIVAE_OFFLINE", "MINIVAE_DEBUG", "MINIVAE_FAST",
+                    "MINIVAE_QUICK", "MINIVAE_DEVICE"}  # fmt: skip
+    for name in sorted(used):
+        assert f"`{name}" in table, f"{name} is read but not in README's Environment variables"
+

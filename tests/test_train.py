@@ -38,6 +38,13 @@ def small_config(**overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def tiny_config(**overrides) -> TrainConfig:
+    """Two steps of a tiny VAE per epoch: for the tests of the loop's bookkeeping."""
+    base = dict(model={"kind": "vae", "x_dim": 784, "hidden": [8], "latent": 2},
+                limit_train=300, n_val=60, batch_size=120)  # fmt: skip
+    return small_config(**{**base, **overrides})
+
+
 def quiet(*_args, **_kwargs):
     pass
 
@@ -122,7 +129,7 @@ def test_resume_accepts_a_checkpoint_saved_before_an_argument_was_added(tmp_path
 
 def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
     # the learning rate jumps from 1e-3 to 1e9 in epoch 2
-    config = small_config(epochs=3, lr_schedule="exponential", lr_decay=1e12)
+    config = tiny_config(epochs=3, lr_schedule="exponential", lr_decay=1e12)
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
         train(config, tmp_path, log=quiet)
     assert re.search(r"at epoch 2, step \d+ \(.*elbo=.*The last good checkpoint, .*checkpoint"
@@ -149,7 +156,7 @@ def test_nan_guard_checks_the_validation_bound(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "evaluate", evaluate)
     with pytest.raises(TrainingDiverged, match=r"after epoch 2, the validation bound became "
                                                r"non-finite \(val_elbo=nan\)"):  # fmt: skip
-        train(small_config(epochs=3), tmp_path, log=quiet)
+        train(tiny_config(epochs=3), tmp_path, log=quiet)
     assert read_checkpoint(tmp_path / "checkpoint.npz")[0]["epoch"] == 1
 
 
@@ -157,19 +164,19 @@ def test_a_run_diverging_before_its_first_checkpoint_leaves_nothing(tmp_path):
     folder = tmp_path / "run"
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="No checkpoint was "
                                                                           "written"):  # fmt: skip
-        train(small_config(epochs=2, lr=1e9, batch_size=1000), folder, log=quiet)
+        train(tiny_config(epochs=2, lr=1e9, batch_size=300), folder, log=quiet)
     assert not folder.exists()
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged):
-        train(small_config(epochs=2, lr=1e9, batch_size=1000), folder, log=quiet)
+        train(tiny_config(epochs=2, lr=1e9, batch_size=300), folder, log=quiet)
     assert os.listdir(folder) == ["notes.txt"]  # what the user put there stays
 
 
 def test_resume_refuses_other_training_settings(tmp_path):
-    train(small_config(epochs=1), tmp_path, log=quiet)
+    train(tiny_config(epochs=1), tmp_path, log=quiet)
     before = (tmp_path / "config.json").read_bytes()
-    changed = small_config(epochs=2, optimizer="sgd", batch_size=7, lr=0.5, seed=9,
+    changed = tiny_config(epochs=2, optimizer="sgd", batch_size=7, lr=0.5, seed=9,
                            dataset="mnist", lr_schedule="cosine", n_val=100)  # fmt: skip
     with pytest.raises(ResumeMismatch) as info:
         train(changed, tmp_path, resume=True, log=quiet)
@@ -178,30 +185,30 @@ def test_resume_refuses_other_training_settings(tmp_path):
     assert ("optimizer", "adam", "sgd") in info.value.differences
     assert "only epochs and progress may change" in str(info.value)
     assert (tmp_path / "config.json").read_bytes() == before
-    assert resume_differences({}, small_config()) == [  # a setting not saved means its default
-        ("dataset", "mnist", "fashion-mnist-builtin"), ("batch_size", 128, 50),
-        ("n_val", 10000, 200), ("limit_train", None, 1200), ("seed", 0, 3)]  # fmt: skip
-    assert resume_differences(asdict(small_config(epochs=7, progress=True)), small_config()) == []
+    assert resume_differences({}, tiny_config()) == [  # a setting not saved means its default
+        ("dataset", "mnist", "fashion-mnist-builtin"), ("batch_size", 128, 120),
+        ("n_val", 10000, 60), ("limit_train", None, 300), ("seed", 0, 3)]  # fmt: skip
+    assert resume_differences(asdict(tiny_config(epochs=7, progress=True)), tiny_config()) == []
 
 
 def test_resume_rewrites_the_metrics_log_from_the_checkpoint(tmp_path):
     """The checkpoint is the record: a log with a row too many (a crash after the row was
     written) or one too few is made equal to its history on resume."""
-    train(small_config(epochs=2), tmp_path, log=quiet)
+    train(tiny_config(epochs=2), tmp_path, log=quiet)
     path = tmp_path / "metrics.jsonl"
     lines = path.read_text().splitlines()
     path.write_text("\n".join([*lines, lines[-1], '{"epoch": 9'[:7]]) + "\n")  # a torn line too
-    history = train(small_config(epochs=3), tmp_path, resume=True, log=quiet)
+    history = train(tiny_config(epochs=3), tmp_path, resume=True, log=quiet)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert rows == history and [r["epoch"] for r in rows] == [1, 2, 3]
     path.write_text(lines[0] + "\n")
-    history = train(small_config(epochs=4), tmp_path, resume=True, log=quiet)
+    history = train(tiny_config(epochs=4), tmp_path, resume=True, log=quiet)
     assert [json.loads(x) for x in path.read_text().splitlines()] == history
     assert len(history) == 4
 
 
 def test_metrics_rows_are_strict_json_with_a_note_for_nulls(tmp_path):
-    history = train(small_config(epochs=1), tmp_path, log=quiet,
+    history = train(tiny_config(epochs=1), tmp_path, log=quiet,
                     on_epoch=lambda model, epoch: {"probe": float("inf")})  # fmt: skip
     text = (tmp_path / "metrics.jsonl").read_text()
     assert "Infinity" not in text and "NaN" not in text
@@ -408,9 +415,9 @@ def test_checkpoint_from_another_shape_is_refused(tmp_path):
 
 def test_training_says_how_many_epochs_in_good_english(tmp_path):
     lines: list = []
-    train(small_config(epochs=1), tmp_path, log=lines.append)
+    train(tiny_config(epochs=1), tmp_path, log=lines.append)
     assert " for 1 epoch; writing to " in lines[0]
-    train(small_config(epochs=3), tmp_path, resume=True, log=lines.append)
+    train(tiny_config(epochs=3), tmp_path, resume=True, log=lines.append)
     assert " for 2 epochs more (to 3); " in lines[-3]
 
 
