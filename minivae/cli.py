@@ -91,6 +91,19 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+MAX_SAMPLES = 4096  # a grid of 64 x 64 images; more is no figure anyone can read
+
+
+def _grid_size(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_SAMPLES} samples fit a readable grid, got {value}: draw several "
+            "grids with different --seed instead"
+        )
+    return value
+
+
 def _sizes(text: str) -> list:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
@@ -327,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )  # fmt: skip
     s.add_argument("checkpoint", help="path to a checkpoint.npz")
-    s.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
+    s.add_argument("-n", type=_grid_size, default=64,
+                   help=f"number of samples, at most {MAX_SAMPLES} (default 64)")  # fmt: skip
     s.add_argument("--label", type=_label, default=None,
                    help="cvae, m2: the class to generate; ssvae-continuous: the label's value "
                         "(degrees of slant)")  # fmt: skip

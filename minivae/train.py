@@ -237,7 +237,15 @@ def prepare_data(config: TrainConfig) -> Splits:
     n_val = min(config.n_val, len(ds) // 5)  # capped at a fifth; train() says so
     train_rows, val_rows = D.split_rows(len(ds), n_val, seed=config.seed)  # disjoint, sorted
     train_ds, val_ds = D.subset(ds, train_rows, "train"), D.subset(ds, val_rows, "val")
-    labelled = D.pick_labelled(cls.batch_kind, train_ds.labels, config.n_labelled, seed=config.seed)
+    try:
+        labelled = D.pick_labelled(cls.batch_kind, train_ds.labels, config.n_labelled,
+                                   seed=config.seed)  # fmt: skip
+    except ValueError as err:
+        raise ValueError(
+            f"cannot pick n_labelled={config.n_labelled} labelled examples (the command's "
+            f"--labels) from {len(train_ds)} training rows: {err}; ask for fewer, or train on "
+            "more rows (--limit-train)"
+        ) from None
     for key, value in cls.data_config(train_ds, labelled).items():
         config.model.setdefault(key, value)
     x_val = val_ds.images

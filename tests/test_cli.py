@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minivae import cli
@@ -115,10 +116,21 @@ def test_eval_shows_a_progress_bar_of_images_and_time_left(trained_run, capsys, 
     code, out, err = run(capsys, "eval", trained_run / "checkpoint.npz", "--nll-samples", "3",
                          "--limit", "30", "--batch-size", "10")  # fmt: skip
     assert code == 0 and json.loads(out)["n_examples"] == 30
-    assert "/30 [" in err and "image/s" in err and "<" in err  # done/total, rate, time left
+    assert "/30 images [" in err and "image/s" in err and "<" in err  # done/total, rate, time left
     monkeypatch.setattr(cli, "_show_progress", lambda args: False)
     assert "/30 [" not in run(capsys, "eval", trained_run / "checkpoint.npz", "--nll-samples",
                               "3", "--limit", "30")[2]  # fmt: skip
+
+
+def test_the_importance_sampling_reports_each_chunk_for_the_bar(trained_run):
+    from minivae.checkpoint import load_model
+    from minivae.metrics import importance_sampled_log_likelihood
+
+    model, _ = load_model(trained_run / "checkpoint.npz")
+    chunks: list = []
+    x = np.zeros((3, 784), dtype=np.float32)
+    importance_sampled_log_likelihood(model, x, k=5, chunk=2, y=np.arange(3), on_chunk=chunks.append)
+    assert chunks == [2, 2, 1]
 
 
 def test_sample_writes_a_new_file_and_says_when_it_replaces_one(trained_run, capsys, tmp_path):
@@ -197,6 +209,7 @@ BAD_VALUES = [
     (["eval", "x.npz", "--limit", "-1"], "argument --limit: must be a whole number >= 1"),
     (["eval", "x.npz", "--seed", "-1"], "argument --seed: must be a whole number >= 0"),
     (["sample", "x.npz", "-n", "0"], "argument -n: must be a whole number >= 1"),
+    (["sample", "x.npz", "-n", "1000000000"], "argument -n: at most 4096 samples fit a readable"),
     (["sample", "x.npz", "--label", "nan"], "argument --label: expected a finite number"),
     (["download", "cifar"], "argument name: invalid choice: 'cifar'"),
 ]  # fmt: skip
