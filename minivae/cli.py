@@ -188,7 +188,7 @@ FIELD_OPTIONS = {
     "lr": "--lr", "lr_schedule": "--lr-schedule", "lr_decay": "--lr-decay",
     "kl_warmup_epochs": "--kl-warmup", "clip_grad": "--clip-grad", "binarize": "--binarize",
     "n_val": "--n-val", "n_labelled": "--labels", "limit_train": "--limit-train",
-    "seed": "--seed", "dtype": "--dtype", "epochs": "--epochs",
+    "seed": "--seed", "dtype": "--dtype", "epochs": "--epochs (the cosine schedule's length)",
 }  # fmt: skip
 
 
@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--resume", action="store_true",
                        help="continue the run in --out/--name from its checkpoint. Every option "
                             "must be as the run started (the run is refused, listing the "
-                            "differences), except " + ", ".join(RESUME_MAY_CHANGE))  # fmt: skip
+                            "differences), except " + ", ".join(RESUME_MAY_CHANGE)
+                            + " (--epochs not under --lr-schedule cosine, whose length it is)")  # fmt: skip
     again.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out/--name (its checkpoint, metrics, "
                             "config, summary and figures are deleted once the data are "

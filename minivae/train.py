@@ -438,7 +438,8 @@ def resume_differences(saved: dict, config: TrainConfig) -> list:
     ``RESUMABLE``) in which ``config`` differs from a checkpoint's ``train_config``.
 
     A setting the checkpoint does not hold (saved before the setting existed) means its
-    default.
+    default. The number of epochs may change, except under the cosine schedule, whose
+    length it is (more epochs would change the learning rate of those still to come).
     """
     differences = []
     for f in fields(TrainConfig):
@@ -448,6 +449,8 @@ def resume_differences(saved: dict, config: TrainConfig) -> list:
         before, now = saved.get(f.name, default), getattr(config, f.name)
         if before != now:
             differences.append((f.name, before, now))
+    if config.lr_schedule == "cosine" and saved.get("epochs", config.epochs) != config.epochs:
+        differences.append(("epochs", saved["epochs"], config.epochs))
     return differences
 
 

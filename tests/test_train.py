@@ -181,7 +181,9 @@ def test_resume_refuses_other_training_settings(tmp_path):
     with pytest.raises(ResumeMismatch) as info:
         train(changed, tmp_path, resume=True, log=quiet)
     names = [name for name, _, _ in info.value.differences]
-    assert names == ["dataset", "batch_size", "optimizer", "lr", "lr_schedule", "n_val", "seed"]
+    # epochs too: under the cosine schedule asked for now, it is the schedule's length
+    assert names == ["dataset", "batch_size", "optimizer", "lr", "lr_schedule", "n_val", "seed",
+                     "epochs"]  # fmt: skip
     assert ("optimizer", "adam", "sgd") in info.value.differences
     assert "only epochs and progress may change" in str(info.value)
     assert (tmp_path / "config.json").read_bytes() == before
@@ -189,6 +191,9 @@ def test_resume_refuses_other_training_settings(tmp_path):
         ("dataset", "mnist", "fashion-mnist-builtin"), ("batch_size", 128, 120),
         ("n_val", 10000, 60), ("limit_train", None, 300), ("seed", 0, 3)]  # fmt: skip
     assert resume_differences(asdict(tiny_config(epochs=7, progress=True)), tiny_config()) == []
+    cosine = tiny_config(lr_schedule="cosine")  # its length is part of the schedule
+    assert resume_differences(asdict(tiny_config(epochs=7, lr_schedule="cosine")), cosine) == [
+        ("epochs", 7, 2)]  # fmt: skip
 
 
 def test_resume_rewrites_the_metrics_log_from_the_checkpoint(tmp_path):
