@@ -96,6 +96,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def dataset_name(text: str) -> str:
+    """--dataset: a name of minivae.data.DATASETS, or argparse's error listing them."""
+    from minivae.data import canonical_name
+
+    try:
+        canonical_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def add_shared_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     """--quick, --device, --seed, --dataset, --out, --no-progress, with the given defaults."""
     d = defaults
@@ -104,7 +115,7 @@ def add_shared_options(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--device", choices=("cpu", "gpu"), default=d["DEVICE"],
                    help="cpu (NumPy) or gpu (CuPy)")  # fmt: skip
     p.add_argument("--seed", type=int, default=d["SEED"], help=f"random seed (default {d['SEED']})")
-    p.add_argument("--dataset", default=d["DATASET"],
+    p.add_argument("--dataset", default=d["DATASET"], type=dataset_name,
                    help=f"dataset (default {d['DATASET']}; built-in data offline)")  # fmt: skip
     p.add_argument("--out", default=d["OUT"],
                    help=f"folder for the figures and summary (default {d['OUT']})")  # fmt: skip

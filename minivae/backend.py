@@ -40,9 +40,9 @@ def _import_cupy():
         import cupyx
     except ImportError as err:
         raise RuntimeError(
-            "device 'gpu' needs CuPy, which is not installed. Install the gpu extra "
-            "(pip install 'minivae[gpu]', a CuPy wheel for CUDA 12) or pick the cpu with "
-            "MINIVAE_DEVICE=cpu."
+            "device 'gpu' needs CuPy, which is not installed. Install the gpu extra (in the "
+            "checkout: pip install -e \".[gpu]\", a CuPy wheel for CUDA 12) or pick the cpu "
+            "with MINIVAE_DEVICE=cpu."
         ) from err
     try:
         count = cupy.cuda.runtime.getDeviceCount()

@@ -18,7 +18,7 @@ Reading trusts nothing in the file until it is checked, in this order:
 3. the metadata: a JSON object with the expected keys and types, and a
    ``model_config`` whose ``kind`` is known and whose keys that model takes;
 4. the weights: the names and shapes that the config implies, computed by
-   arithmetic (``parameter_shapes``) without building anything, float32 or
+   arithmetic (``parameter_shapes``, each model's own rule) without building anything, float32 or
    float64, every value finite.
 
 Only then does ``load_model`` build the model, whose size is now that of the
@@ -28,8 +28,6 @@ names the file, says what was wrong and what to do.
 
 from __future__ import annotations
 
-import inspect
-import itertools
 import json
 import math
 import os
@@ -64,28 +62,38 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, corrupt, crafted, or for another model."""
 
 
+class NonFiniteState(CheckpointError):
+    """Not saved: a weight or optimizer entry is NaN or infinite; ``what`` names it."""
+
+    def __init__(self, message: str, what: str):
+        super().__init__(message)
+        self.what = what
+
+
 # ----------------------------------------------------------------------------- saving
 
 
 def save_checkpoint(path, model, optimizer=None, meta: dict | None = None) -> str:
     """Write model weights, optimizer state and ``meta`` (JSON-ready) to ``path`` atomically.
 
-    Refuses (CheckpointError, nothing written) when a weight is NaN or infinite: such a
-    file would be refused on loading, and must never replace a good checkpoint.
+    Refuses (CheckpointError, nothing written) when a weight or an entry of the optimizer
+    state is NaN or infinite: such a file would be refused on loading, and must never
+    replace a good checkpoint.
     """
     path = os.fspath(path)
-    state = model.state_dict()
-    for name, value in state.items():
-        bad = _non_finite(value)
-        if bad:
-            raise CheckpointError(
-                f"not saving {path}: the weight {name!r} holds {bad}; the file on disk, if "
-                "any, is unchanged. Training diverged: try a smaller --lr, --clip-grad or "
-                "--kl-warmup."
-            )
-    arrays = {f"param.{k}": v for k, v in state.items()}
+    arrays = {f"param.{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({f"optim.{k}": v for k, v in optimizer.state_dict().items()})
+    for key, value in arrays.items():
+        bad = _non_finite(np.asarray(value))
+        if bad:
+            kind = "weight" if key.startswith("param.") else "optimizer entry"
+            what = f"the {kind} {key.split('.', 1)[1]!r} holds {bad}"
+            raise NonFiniteState(
+                f"not saving {path}: {what}; the file on disk, if any, is unchanged. Training "
+                "diverged: try a smaller --lr, --clip-grad or --kl-warmup.",
+                what,
+            )
     info = {"format": FORMAT, "model_config": model.config, **(meta or {})}
     arrays["meta"] = np.asarray(json.dumps(info))
     with atomic_writer(path) as f:  # temp file, fsync, os.replace, folder fsync
@@ -165,8 +173,8 @@ def _check_is_file(path: str) -> int:
     """The size of the file at path, or a CheckpointError saying what is there instead."""
     if os.path.isdir(path):
         inner = os.path.join(path, "checkpoint.npz")
-        hint = f"give {inner}" if os.path.isfile(inner) else WHAT_TO_DO
-        raise CheckpointError(f"checkpoint {path} is a folder, not a file: {hint}")
+        hint = f"Give {inner}." if os.path.isfile(inner) else WHAT_TO_DO
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file. {hint}")
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint {path} does not exist. " + WHAT_TO_DO)
     return os.path.getsize(path)
@@ -316,11 +324,11 @@ def check_meta(meta, where: str = "checkpoint") -> None:
             f"{where}: its metadata has no 'model_config' (the model's kind and sizes), so the "
             "model cannot be rebuilt. " + WHAT_TO_DO
         )
-    for key, kind in META_TYPES.items():
-        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+    for key, expected in META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], expected) or isinstance(meta[key], bool)):
             raise CheckpointError(
                 f"{where}: its metadata's {key!r} is a JSON {_json_type(meta[key])}, expected a "
-                f"JSON {_json_type(kind())}. " + WHAT_TO_DO
+                f"JSON {_json_type(expected())}. " + WHAT_TO_DO
             )
     if meta.get("epoch", 0) < 0:
         raise CheckpointError(f"{where}: its metadata's epoch is {meta['epoch']}, below 0. "
@@ -336,9 +344,7 @@ def model_arguments(kind: str) -> dict:
     """{argument: default} of the constructor of the model of this kind (the keys its config may hold)."""
     from minivae.models import MODELS
 
-    signature = inspect.signature(MODELS[kind].__init__)
-    return {name: p.default for name, p in signature.parameters.items()
-            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}  # fmt: skip
+    return MODELS[kind].argument_defaults()
 
 
 def check_model_config(config, where: str = "checkpoint") -> None:
@@ -372,59 +378,18 @@ def check_model_config(config, where: str = "checkpoint") -> None:
 def parameter_shapes(config: dict) -> dict:
     """{parameter name: shape} of the model ``build_model(config)`` would make, by arithmetic only.
 
-    Nothing is allocated, so a config asking for a huge model costs nothing to check.
-    Raises CheckpointError when a size in the config is not a positive integer. A test
-    holds this equal to the shapes of the built models, for every kind.
+    The rule is the model's own (``Model.parameter_shapes``, from the ``layer_sizes`` its
+    constructor builds from), so adding a model adds its shapes here too. Nothing is
+    allocated, so a config asking for a huge model costs nothing to check. Raises
+    CheckpointError when a size in the config is not a positive integer.
     """
+    from minivae.models import MODELS
+
     check_model_config(config, "model_config")
-    kind = config["kind"]
-    c = {**model_arguments(kind), **config}
-    x_dim, latent = _size(c, "x_dim"), _size(c, "latent")
-    hidden = _sizes(c, "hidden")
-    shapes: dict = {}
-    if kind == "ae":  # x -> z -> x
-        _mlp(shapes, "encoder", [x_dim, *hidden, latent])
-        _mlp(shapes, "decoder", [latent, *reversed(hidden), x_dim])
-        return shapes
-    # the VAE family: x (+ label) -> (mu, log sigma^2); z (+ label) -> x
-    label_key = {"vae": None, "cvae": "n_classes", "m2": "n_classes",
-                 "ssvae-continuous": "label_dim"}  # what the networks see besides x and z
-    if kind not in label_key:
-        raise CheckpointError(f"model_config: no parameter shapes are known for kind {kind!r}")
-    extra = _size(c, label_key[kind]) if label_key[kind] else 0
-    _mlp(shapes, "encoder", [x_dim + extra, *hidden, 2 * latent])
-    _mlp(shapes, "decoder", [latent + extra, *reversed(hidden), x_dim])
-    if c.get("likelihood") == "gaussian" and c.get("learned_sigma"):
-        shapes["decoder_log_var"] = (1,)  # one shared log sigma_x^2
-    if kind == "m2":  # q(y | x): x -> class logits
-        inner = hidden if c.get("classifier_hidden") is None else _sizes(c, "classifier_hidden")
-        _mlp(shapes, "classifier", [x_dim, *inner, _size(c, "n_classes")])
-    if kind == "ssvae-continuous":  # q(y | x): x -> (mu_y, log sigma_y^2)
-        inner = hidden if c.get("regressor_hidden") is None else _sizes(c, "regressor_hidden")
-        _mlp(shapes, "regressor", [x_dim, *inner, 2 * _size(c, "label_dim")])
-    return shapes
-
-
-def _mlp(shapes: dict, prefix: str, sizes: list) -> None:
-    """The parameters of ``nn.MLP(sizes)``: Linear layers at even places, activations between."""
-    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        shapes[f"{prefix}.layers.{2 * k}.weight"] = (n_in, n_out)
-        shapes[f"{prefix}.layers.{2 * k}.bias"] = (n_out,)
-
-
-def _size(config: dict, key: str) -> int:
-    value = config.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CheckpointError(f"model_config[{key!r}] must be a positive integer, got {value!r}")
-    return value
-
-
-def _sizes(config: dict, key: str) -> list:
-    value = config.get(key)
-    values = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(values, (list, tuple)):
-        raise CheckpointError(f"model_config[{key!r}] must be a list of layer sizes, got {value!r}")
-    return [_size({key: v}, key) for v in values]
+    try:
+        return MODELS[config["kind"]].parameter_shapes(config)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(str(err)) from None
 
 
 def _non_finite(array) -> str:

@@ -68,11 +68,13 @@ def default_chunk(model, batch: int, max_bytes: int = DEFAULT_CHUNK_BYTES) -> in
 
 
 @no_grad()
-def importance_sampled_log_likelihood(model, x, k: int = 5000, chunk: int | None = None, y=None):
+def importance_sampled_log_likelihood(model, x, k: int = 5000, chunk: int | None = None, y=None,
+                                      on_chunk=None):  # fmt: skip
     """log p(x) (or log p(x | y) for a ConditionalVAE, log p(x, y) for M2 with y), per example.
 
     x (B, x_dim); k importance samples from the model's q, drawn ``chunk`` at a time
     (default: about 256 MB per chunk) and combined with a running log-sum-exp.
+    on_chunk(n): called after each chunk with its number of samples (a progress bar).
     Returns a host NumPy array (B,) in nats.
     """
     where = "importance_sampled_log_likelihood"
@@ -92,6 +94,8 @@ def importance_sampled_log_likelihood(model, x, k: int = 5000, chunk: int | None
         part = m + xp.log(xp.exp(log_w - m).sum(axis=0))  # log sum over this chunk, (B,)
         total = part if total is None else xp.logaddexp(total, part)
         done += n
+        if on_chunk is not None:
+            on_chunk(n)
     return B.to_numpy(total - math.log(k))
 
 
@@ -160,22 +164,39 @@ def evaluate(model, x, y=None, batch_size: int = 1000) -> dict:
 
 
 @no_grad()
-def test_report(model, x, y=None, k: int = 0, batch_size: int = 100) -> dict:
+def test_report(model, x, y=None, k: int = 0, batch_size: int = 100,
+                progress: bool = False) -> dict:  # fmt: skip
     """The numbers of ``minivae eval`` for host images x (and their labels y, or None).
 
     "test_elbo" (or "test_recon" for a model without a bound), every other number of
     ``model.evaluate`` as "test_<name>", and with k > 0 the importance-sampled
     negative log-likelihood "test_nll_k<k>" (of p(x | y) where ``model.condition``
     says the densities are conditioned on y), all per example in nats.
+    progress: show a progress bar of the importance sampling (images done, time left)
+    on stderr, the long part (minutes for k = 5000).
     """
     terms = evaluate(model, x, y, batch_size=max(batch_size, 1000))
     out = {f"test_{key}": round(value, 4) for key, value in terms.items() if key != "loss"}
     if k > 0 and hasattr(model, "log_importance_weights"):
         lls = []
+        bar = _progress_bar(len(x), f"log p(x) with K={k}") if progress else None
         for batch in D.evaluation_batches(x, y, batch_size):
-            lls.append(importance_sampled_log_likelihood(model, batch.x, k=k,
-                                                         y=model.condition(batch)))  # fmt: skip
+            # the bar moves after each chunk of samples: a batch's share of an image each
+            step = None if bar is None else (lambda n, b=len(batch.x): bar.update(b * n / k))
+            lls.append(importance_sampled_log_likelihood(
+                model, batch.x, k=k, y=model.condition(batch), on_chunk=step))  # fmt: skip
+        if bar is not None:
+            bar.close()
         total = sum(float(ll.sum()) for ll in lls)
         out[f"test_nll_k{k}"] = round(-total / len(x), 3)
     out["n_examples"] = len(x)
     return out
+
+
+def _progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr counting images, with the rate and the time left."""
+    from tqdm import tqdm  # imported here: only a progress bar needs it
+
+    shown = "{l_bar}{bar}| {n:.0f}/{total} images [{elapsed}<{remaining}, {rate_fmt}]"
+    return tqdm(total=total, desc=desc, unit="image", leave=False, dynamic_ncols=True,
+                bar_format=shown)  # fmt: skip

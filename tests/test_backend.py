@@ -87,7 +87,7 @@ def test_gpu_without_cupy_says_what_to_install():
     message = str(info.value)
     if importlib.util.find_spec("cupy") is None:
         assert "needs CuPy, which is not installed" in message
-        assert "pip install 'minivae[gpu]'" in message and "MINIVAE_DEVICE=cpu" in message
+        assert 'pip install -e ".[gpu]"' in message and "MINIVAE_DEVICE=cpu" in message
     else:  # CuPy is there, but no CUDA device
         assert "needs a CUDA device" in message
 

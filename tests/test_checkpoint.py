@@ -143,6 +143,44 @@ def test_every_model_kind_has_shapes_and_a_tested_config():
         assert parameter_shapes({"kind": kind})  # the defaults alone give a model
 
 
+def test_a_new_model_brings_its_own_shapes(tmp_path, monkeypatch):
+    """Adding a model needs no edit here: its layer_sizes give both its networks and the
+    shapes a file is checked against (checkpoint.py has no rule of its own per kind)."""
+    from minivae.models.common import config_size
+    from minivae.models.vae import VAE
+    from minivae.nn import MLP
+
+    class CriticVAE(VAE):
+        kind = "critic-vae"
+
+        def __init__(self, x_dim=12, hidden=(8,), latent=3, critic_width=5):
+            self.critic_width = critic_width  # attributes named as the arguments: vars(self)
+            super().__init__(x_dim, hidden, latent)
+            self.critic = MLP(self.layer_sizes(vars(self))["critic"])
+
+        @classmethod
+        def layer_sizes(cls, c):
+            sizes = super().layer_sizes(c)
+            sizes["critic"] = [config_size(c, "x_dim"), config_size(c, "critic_width"), 1]
+            return sizes
+
+        @property
+        def config(self):
+            return {"kind": self.kind, "x_dim": self.x_dim, "hidden": list(self.hidden),
+                    "latent": self.latent, "critic_width": self.critic_width}  # fmt: skip
+
+    monkeypatch.setitem(MODELS, "critic-vae", CriticVAE)
+    config = {"kind": "critic-vae", "x_dim": 12, "hidden": [8], "latent": 3, "critic_width": 6}
+    built = {name: tuple(p.shape) for name, p in build_model(config).named_parameters()}
+    assert parameter_shapes(config) == built and built["critic.layers.0.weight"] == (12, 6)
+    path = saved(tmp_path, config)
+    assert load_model(path)[0].config == config
+    arrays = arrays_of(path)
+    arrays["meta"]["model_config"]["critic_width"] = 7  # the file's critic is 6 wide
+    refused(write_npz(tmp_path / "bad.npz", arrays), "'critic.layers.0.weight' has shape (12, 6)",
+            "needs (12, 7)")  # fmt: skip
+
+
 def test_parameter_shapes_of_a_huge_config_cost_nothing():
     shapes = parameter_shapes({"kind": "vae", "x_dim": 10**9, "hidden": [10**9], "latent": 10**9})
     assert shapes["encoder.layers.0.weight"] == (10**9, 10**9)  # computed, never allocated
@@ -224,6 +262,23 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     with pytest.raises(CheckpointError, match=r"decoder\.layers\.0\.bias.*holds 1 NaN value;.*unchanged"):
         save_checkpoint(path, model)
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["c.npz"]
+
+
+def test_non_finite_optimizer_state_is_never_saved(tmp_path):
+    """Adam's second moments overflow to inf while the weights are still finite: such a file
+    would be refused on loading, so it is never written (the diverging run of the issue)."""
+    path = saved(tmp_path)
+    before = path.read_bytes()
+    model = build_model(SMALL_VAE)
+    opt = Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = B.xp.full_like(p.data, 1e30)  # squared: inf in float32
+    with np.errstate(over="ignore"):
+        opt.step()
+    assert all(np.isfinite(B.to_numpy(p.data)).all() for p in model.parameters())
+    with pytest.raises(CheckpointError, match=r"optimizer entry .* holds \d+ infinite values"):
+        save_checkpoint(path, model, opt)
+    assert path.read_bytes() == before
 
 
 # ----------------------------------------------------------------------------- what the file is

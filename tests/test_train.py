@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -15,12 +17,14 @@ from minivae.checkpoint import CheckpointError, load_model, read_checkpoint, sav
 from minivae.models import MODELS, build_model
 from minivae.tensor import is_grad_enabled
 from minivae.train import (
+    ResumeMismatch,
     TrainConfig,
     TrainingDiverged,
     check_writable,
     kl_weight,
     learning_rate,
     prepare_data,
+    resume_differences,
     train,
 )
 
@@ -32,6 +36,13 @@ def small_config(**overrides) -> TrainConfig:
                 n_val=200, limit_train=1200, progress=False, seed=3)  # fmt: skip
     base.update(overrides)
     return TrainConfig(**base)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """Two steps of a tiny VAE per epoch: for the tests of the loop's bookkeeping."""
+    base = dict(model={"kind": "vae", "x_dim": 784, "hidden": [8], "latent": 2},
+                limit_train=300, n_val=60, batch_size=120)  # fmt: skip
+    return small_config(**{**base, **overrides})
 
 
 def quiet(*_args, **_kwargs):
@@ -117,11 +128,98 @@ def test_resume_accepts_a_checkpoint_saved_before_an_argument_was_added(tmp_path
 
 
 def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
-    train(small_config(epochs=1), tmp_path, log=quiet)
-    before = (tmp_path / "checkpoint.npz").read_bytes()
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, step \d+.*elbo=.*last good checkpoint"):
-        train(small_config(epochs=3, lr=1e9), tmp_path, resume=True, log=quiet)
-    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    # the learning rate jumps from 1e-3 to 1e9 in epoch 2
+    config = tiny_config(epochs=3, lr_schedule="exponential", lr_decay=1e12)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        train(config, tmp_path, log=quiet)
+    assert re.search(r"at epoch 2, step \d+ \(.*elbo=.*The last good checkpoint, .*checkpoint"
+                     r"\.npz \(epoch 1\), is kept", str(info.value)), str(info.value)  # fmt: skip
+    assert info.value.epoch == 1 and info.value.last_good == str(tmp_path / "checkpoint.npz")
+    meta, _, _ = read_checkpoint(tmp_path / "checkpoint.npz")  # loads: all finite
+    assert meta["epoch"] == 1
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows == meta["history"]
+
+
+def test_nan_guard_checks_the_validation_bound(tmp_path, monkeypatch):
+    """A finite training loss with a NaN validation bound (one step per epoch, say): stopped
+    after that epoch, and the epoch is never saved."""
+    import minivae.train as T
+
+    plain = T.evaluate
+
+    def evaluate(model, x, y=None, batch_size=1000):
+        out = plain(model, x, y, batch_size)
+        return {**out, "elbo": float("nan")} if len(calls) else calls.append(1) or out
+
+    calls: list = []
+    monkeypatch.setattr(T, "evaluate", evaluate)
+    with pytest.raises(TrainingDiverged, match=r"after epoch 2, the validation bound became "
+                                               r"non-finite \(val_elbo=nan\)"):  # fmt: skip
+        train(tiny_config(epochs=3), tmp_path, log=quiet)
+    assert read_checkpoint(tmp_path / "checkpoint.npz")[0]["epoch"] == 1
+
+
+def test_a_run_diverging_before_its_first_checkpoint_leaves_nothing(tmp_path):
+    folder = tmp_path / "run"
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="No checkpoint was "
+                                                                          "written"):  # fmt: skip
+        train(tiny_config(epochs=2, lr=1e9, batch_size=300), folder, log=quiet)
+    assert not folder.exists()
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged):
+        train(tiny_config(epochs=2, lr=1e9, batch_size=300), folder, log=quiet)
+    assert os.listdir(folder) == ["notes.txt"]  # what the user put there stays
+
+
+def test_resume_refuses_other_training_settings(tmp_path):
+    train(tiny_config(epochs=1), tmp_path, log=quiet)
+    before = (tmp_path / "config.json").read_bytes()
+    changed = tiny_config(epochs=2, optimizer="sgd", batch_size=7, lr=0.5, seed=9,
+                           dataset="mnist", lr_schedule="cosine", n_val=100)  # fmt: skip
+    with pytest.raises(ResumeMismatch) as info:
+        train(changed, tmp_path, resume=True, log=quiet)
+    names = [name for name, _, _ in info.value.differences]
+    # epochs too: under the cosine schedule asked for now, it is the schedule's length
+    assert names == ["dataset", "batch_size", "optimizer", "lr", "lr_schedule", "n_val", "seed",
+                     "epochs"]  # fmt: skip
+    assert ("optimizer", "adam", "sgd") in info.value.differences
+    assert "only epochs and progress may change" in str(info.value)
+    assert (tmp_path / "config.json").read_bytes() == before
+    assert resume_differences({}, tiny_config()) == [  # a setting not saved means its default
+        ("dataset", "mnist", "fashion-mnist-builtin"), ("batch_size", 128, 120),
+        ("n_val", 10000, 60), ("limit_train", None, 300), ("seed", 0, 3)]  # fmt: skip
+    assert resume_differences(asdict(tiny_config(epochs=7, progress=True)), tiny_config()) == []
+    cosine = tiny_config(lr_schedule="cosine")  # its length is part of the schedule
+    assert resume_differences(asdict(tiny_config(epochs=7, lr_schedule="cosine")), cosine) == [
+        ("epochs", 7, 2)]  # fmt: skip
+
+
+def test_resume_rewrites_the_metrics_log_from_the_checkpoint(tmp_path):
+    """The checkpoint is the record: a log with a row too many (a crash after the row was
+    written) or one too few is made equal to its history on resume."""
+    train(tiny_config(epochs=2), tmp_path, log=quiet)
+    path = tmp_path / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[-1], '{"epoch": 9'[:7]]) + "\n")  # a torn line too
+    history = train(tiny_config(epochs=3), tmp_path, resume=True, log=quiet)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows == history and [r["epoch"] for r in rows] == [1, 2, 3]
+    path.write_text(lines[0] + "\n")
+    history = train(tiny_config(epochs=4), tmp_path, resume=True, log=quiet)
+    assert [json.loads(x) for x in path.read_text().splitlines()] == history
+    assert len(history) == 4
+
+
+def test_metrics_rows_are_strict_json_with_a_note_for_nulls(tmp_path):
+    history = train(tiny_config(epochs=1), tmp_path, log=quiet,
+                    on_epoch=lambda model, epoch: {"probe": float("inf")})  # fmt: skip
+    text = (tmp_path / "metrics.jsonl").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    row = json.loads(text)
+    assert row["probe"] is None and row["null_because_not_finite"] == ["probe"]
+    assert history[0]["probe"] == float("inf")  # the caller still gets the number itself
 
 
 @pytest.mark.parametrize("kind", ["ae", "cvae", "m2", "ssvae-continuous"])
@@ -156,10 +254,18 @@ def test_schedules_and_warmup():
 
 @pytest.mark.parametrize("field,value,message", [
     ("optimizer", "rmsprop", "unknown optimizer 'rmsprop'"),
-    ("epochs", 0, "epochs must be positive"),
-    ("lr", -1.0, "lr must be positive"),
+    ("epochs", 0, "epochs must be a positive whole number, got 0"),
+    ("epochs", 2.5, "epochs must be a positive whole number, got 2.5"),
+    ("lr", -1.0, "lr must be a finite number > 0, got -1.0"),
+    ("lr", float("inf"), "lr must be a finite number > 0, got inf"),
+    ("lr_decay", -1.0, "lr_decay must be a finite number > 0"),
+    ("kl_warmup_epochs", float("nan"), "kl_warmup_epochs must be a finite number >= 0, got nan"),
     ("binarize", "sometimes", "unknown binarize"),
-    ("clip_grad", 0.0, "clip_grad must be positive"),
+    ("clip_grad", 0.0, "clip_grad must be a finite number > 0"),
+    ("seed", -1, "seed must be a whole number >= 0, got -1"),
+    ("n_val", -5, "n_val must be a whole number >= 0"),
+    ("n_labelled", 0, "n_labelled must be a positive whole number"),
+    ("limit_train", 0, "limit_train must be a positive whole number"),
 ])  # fmt: skip
 def test_bad_config_is_refused(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -310,6 +416,14 @@ def test_checkpoint_from_another_shape_is_refused(tmp_path):
     model = build_model(SMALL_VAE)
     with pytest.raises(ValueError, match="shape"):
         model.load_state_dict(params)
+
+
+def test_training_says_how_many_epochs_in_good_english(tmp_path):
+    lines: list = []
+    train(tiny_config(epochs=1), tmp_path, log=lines.append)
+    assert " for 1 epoch; writing to " in lines[0]
+    train(tiny_config(epochs=3), tmp_path, resume=True, log=lines.append)
+    assert " for 2 epochs more (to 3); " in lines[-3]
 
 
 def test_a_fresh_run_starts_a_fresh_metrics_log(tmp_path):

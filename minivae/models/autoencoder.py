@@ -20,6 +20,8 @@ from minivae.models.common import (
     check_choice,
     check_hidden,
     check_positive_int,
+    config_size,
+    config_sizes,
     flatten_samples,
     model_dtype,
     restore_samples,
@@ -52,8 +54,16 @@ class Autoencoder(Model):
         self.latent = check_positive_int(name, "latent", latent)
         self.activation = activation
         self.likelihood = check_choice(name, "likelihood", likelihood, self.LIKELIHOODS)
-        self.encoder = MLP([self.x_dim, *self.hidden, self.latent], activation)  # x -> z
-        self.decoder = MLP([self.latent, *reversed(self.hidden), self.x_dim], activation)  # z -> x
+        sizes = self.layer_sizes(vars(self))
+        self.encoder = MLP(sizes["encoder"], activation)  # x -> z
+        self.decoder = MLP(sizes["decoder"], activation)  # z -> x
+
+    @classmethod
+    def layer_sizes(cls, c: dict) -> dict:
+        """encoder x_dim -> hidden... -> latent; decoder latent -> reversed(hidden)... -> x_dim."""
+        x_dim, latent = config_size(c, "x_dim"), config_size(c, "latent")
+        hidden = config_sizes(c, "hidden")
+        return {"encoder": [x_dim, *hidden, latent], "decoder": [latent, *reversed(hidden), x_dim]}
 
     @property
     def config(self) -> dict:

@@ -21,7 +21,7 @@ which model it holds, and adding a model is one file plus one line in
     figure_samples(n, label)    (images Tensor (n, x_dim), caption, columns) for a sample figure
     log_importance_weights(x, K[, y])   (K, B), for importance-sampled log-likelihoods
 
-and three class-level hooks the loop uses before a model exists:
+and the class-level hooks used before a model exists:
 
     config_from(options, info)        a config from generic options (``minivae train``'s
                                       flags) and the data set's info (x_dim, n_classes)
@@ -30,6 +30,13 @@ and three class-level hooks the loop uses before a model exists:
     dataset_labels(ds, config)        the labels a Batch of this data set carries (host
                                       array) or None: the class for class-conditional
                                       models, a property computed from the images otherwise
+    layer_sizes(c)                    {network attribute: its MLP's layer sizes} from the
+                                      constructor's arguments: the constructor builds its
+                                      networks from it, and ``parameter_shapes(config)``
+                                      derives every weight's shape from it by arithmetic,
+                                      which the checkpoint reader checks a file against
+                                      before anything is built
+    extra_parameter_shapes(c)         {name: shape} of parameters outside those MLPs
 
 Reductions (sums per example, mean over the batch, nats per example) are defined
 once in ``minivae.distributions``.
@@ -38,6 +45,7 @@ once in ``minivae.distributions``.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import numbers
 
@@ -79,6 +87,34 @@ def check_non_negative(owner: str, name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
         raise ValueError(f"{owner}: {name} must be a number >= 0, got {value!r}")
     return float(value)
+
+
+def config_size(c: dict, key: str) -> int:
+    """c[key] as a positive int, or a ValueError naming ``model_config[key]``."""
+    value = c.get(key)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"model_config[{key!r}] must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def config_sizes(c: dict, key: str) -> list:
+    """c[key] as a list of positive ints (one int is a list of one), or an error naming it."""
+    value = c.get(key)
+    one = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    values = [value] if one else value
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"model_config[{key!r}] must be a list of layer sizes, got {value!r}")
+    return [config_size({key: v}, key) for v in values]
+
+
+def mlp_parameter_shapes(name: str, sizes) -> dict:
+    """{parameter name: shape} of ``nn.MLP(sizes)`` held as attribute ``name``: its Linear
+    layers sit at the even places of ``layers`` (activations between them)."""
+    shapes = {}
+    for k, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        shapes[f"{name}.layers.{2 * k}.weight"] = (n_in, n_out)
+        shapes[f"{name}.layers.{2 * k}.bias"] = (n_out,)
+    return shapes
 
 
 def check_batch(owner: str, batch) -> Batch:
@@ -207,6 +243,42 @@ class Model(Module):
     def arguments(cls) -> tuple:
         """The names of the constructor's arguments (the keys of ``config`` besides "kind")."""
         return tuple(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+    @classmethod
+    def argument_defaults(cls) -> dict:
+        """{argument: default} of the constructor (what a config leaving a key out means)."""
+        signature = inspect.signature(cls.__init__)
+        return {name: p.default for name, p in signature.parameters.items()
+                if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}  # fmt: skip
+
+    @classmethod
+    def layer_sizes(cls, c: dict) -> dict:  # pragma: no cover - every model defines it
+        """{network attribute: the layer sizes of its MLP} from the constructor's arguments c.
+
+        c is a config (defaults filled in), or ``vars(self)`` in the constructor, whose
+        attributes carry the arguments' names. Sizes are read with ``config_size`` and
+        ``config_sizes``, so a bad value is an error naming its key."""
+        raise NotImplementedError(f"{cls.__name__} defines no layer_sizes")
+
+    @classmethod
+    def extra_parameter_shapes(cls, c: dict) -> dict:
+        """{name: shape} of the parameters outside the MLPs of ``layer_sizes``: none by default."""
+        return {}
+
+    @classmethod
+    def parameter_shapes(cls, config: dict) -> dict:
+        """{parameter name: shape} of ``build_model(config)``, by arithmetic only.
+
+        Nothing is allocated, so a config asking for a huge model costs nothing to check;
+        a size that is not a positive integer is a ValueError naming its key. A test holds
+        this equal to the built models' shapes for every kind.
+        """
+        c = {**cls.argument_defaults(), **{k: v for k, v in config.items() if k != "kind"}}
+        shapes = {}
+        for name, sizes in cls.layer_sizes(c).items():
+            shapes.update(mlp_parameter_shapes(name, sizes))
+        shapes.update(cls.extra_parameter_shapes(c))
+        return shapes
 
     @classmethod
     def config_from(cls, options: dict, info: dict) -> dict:

@@ -26,6 +26,7 @@ from minivae.models.common import (
     as_input,
     check_labels,
     check_positive_int,
+    config_size,
     grid_columns,
     model_dtype,
     one_hot,
@@ -37,15 +38,10 @@ from minivae.tensor import Tensor
 class LabelConditionedVAE(VAE):
     """A VAE whose encoder and decoder take a code c(y) of the label concatenated to their input.
 
-    Subclasses say how wide the code is (``label_width``, set before ``VAE.__init__``
-    builds the networks), how labels are checked (``labels``) and coded
+    Subclasses say how wide the code is (``label_code_width``, from the config: the
+    networks' sizes follow from it), how labels are checked (``labels``) and coded
     (``label_code``). Every method that touches x or z takes the labels y as well.
     """
-
-    label_width = 0  # W, the width of c(y)
-
-    def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
-        super()._build(activation, x_extra + self.label_width, z_extra + self.label_width)
 
     # --- labels: what a subclass defines -----------------------------------------------
     def labels(self, y, batch: int | None = None):
@@ -114,13 +110,17 @@ class ConditionalVAE(LabelConditionedVAE):
                  kl: str = "analytic", objective: str = "elbo", k: int = 5, n_classes: int = 10,
                  tc_beta: float = 1.0):
         self.n_classes = check_positive_int(type(self).__name__, "n_classes", n_classes)
-        self.label_width = self.n_classes
         super().__init__(x_dim, hidden, latent, activation, likelihood, sigma, learned_sigma,
                          beta, n_samples, kl, objective, k, tc_beta)
 
     @property
     def config(self) -> dict:
         return {**super().config, "n_classes": self.n_classes}
+
+    @classmethod
+    def label_code_width(cls, c: dict) -> int:
+        """W = C: the one-hot code of the class."""
+        return config_size(c, "n_classes")
 
     @classmethod
     def dataset_labels(cls, ds, config: dict):

@@ -42,6 +42,8 @@ from minivae.models.common import (
     check_hidden,
     check_non_negative,
     check_positive_int,
+    config_size,
+    config_sizes,
     mean_over_samples,
     semi_supervised_loss,
 )
@@ -110,7 +112,16 @@ class SemiSupervisedVAE(SemiSupervised, ConditionalVAE):
         if self.n_labelled is not None and self.n_total is not None and self.n_labelled > self.n_total:
             raise ValueError(f"{name}: n_labelled={n_labelled} exceeds n_total={n_total}")
         self.sum_over_y = bool(sum_over_y)
-        self.classifier = MLP([self.x_dim, *self.classifier_hidden, self.n_classes], activation)
+        self.classifier = MLP(self.layer_sizes(vars(self))["classifier"], activation)
+
+    @classmethod
+    def layer_sizes(cls, c: dict) -> dict:
+        """The ConditionalVAE's networks, plus the classifier x -> classifier_hidden... -> C."""
+        sizes = super().layer_sizes(c)
+        own = c.get("classifier_hidden") is not None
+        inner = config_sizes(c, "classifier_hidden" if own else "hidden")
+        sizes["classifier"] = [config_size(c, "x_dim"), *inner, config_size(c, "n_classes")]
+        return sizes
 
     @property
     def config(self) -> dict:

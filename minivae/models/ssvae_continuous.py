@@ -44,6 +44,8 @@ from minivae.models.common import (
     check_hidden,
     check_non_negative,
     check_positive_int,
+    config_size,
+    config_sizes,
     grid_columns,
     mean_over_samples,
     model_dtype,
@@ -88,7 +90,6 @@ class ContinuousSemiSupervisedVAE(SemiSupervised, LabelConditionedVAE):
                  label_mean: float = 0.0, label_std: float = 1.0):
         name = type(self).__name__
         self.label_dim = check_positive_int(name, "label_dim", label_dim)
-        self.label_width = self.label_dim  # the code of y is y itself
         self.label_mean = float(label_mean)
         self.label_std = check_non_negative(name, "label_std", label_std)
         if not self.label_std > 0:
@@ -99,7 +100,21 @@ class ContinuousSemiSupervisedVAE(SemiSupervised, LabelConditionedVAE):
                                  else check_hidden(name, regressor_hidden))
         self.regression_weight = check_non_negative(name, "regression_weight", regression_weight)
         # x -> (mu_y, log sigma_y^2), (B, 2k)
-        self.regressor = MLP([self.x_dim, *self.regressor_hidden, 2 * self.label_dim], activation)
+        self.regressor = MLP(self.layer_sizes(vars(self))["regressor"], activation)
+
+    @classmethod
+    def label_code_width(cls, c: dict) -> int:
+        """W = k: the code of y is y itself."""
+        return config_size(c, "label_dim")
+
+    @classmethod
+    def layer_sizes(cls, c: dict) -> dict:
+        """The conditional networks, plus the regressor x -> ... -> (mu_y, log sigma_y^2)."""
+        sizes = super().layer_sizes(c)
+        own = c.get("regressor_hidden") is not None
+        inner = config_sizes(c, "regressor_hidden" if own else "hidden")
+        sizes["regressor"] = [config_size(c, "x_dim"), *inner, 2 * config_size(c, "label_dim")]
+        return sizes
 
     @property
     def config(self) -> dict:

@@ -37,6 +37,8 @@ from minivae.models.common import (
     check_hidden,
     check_non_negative,
     check_positive_int,
+    config_size,
+    config_sizes,
     flatten_samples,
     mean_over_samples,
     model_dtype,
@@ -107,10 +109,11 @@ class VAE(Model):
             raise ValueError(f"{name}: tc_beta={tc_beta!r} needs objective='elbo', got {objective!r}")
         self._build(activation)
 
-    def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
-        """The networks: x (+ extra inputs) -> (mu, log sigma^2), z (+ extra) -> x."""
-        self.encoder = MLP([self.x_dim + x_extra, *self.hidden, 2 * self.latent], activation)
-        self.decoder = MLP([self.latent + z_extra, *reversed(self.hidden), self.x_dim], activation)
+    def _build(self, activation: str):
+        """The networks of ``layer_sizes``: x (+ c(y)) -> (mu, log sigma^2), z (+ c(y)) -> x."""
+        sizes = self.layer_sizes(vars(self))
+        self.encoder = MLP(sizes["encoder"], activation)
+        self.decoder = MLP(sizes["decoder"], activation)
         if self.likelihood == "gaussian":
             log_var = 2.0 * math.log(self.sigma if self.sigma is not None else 1.0)
             if self.learned_sigma:  # one shared log sigma_x^2, a parameter
@@ -119,6 +122,27 @@ class VAE(Model):
                 )
             else:
                 self.decoder_log_var = log_var  # a constant number
+
+    # --- the networks' sizes: one rule for the constructor and the checkpoint reader ---
+    @classmethod
+    def label_code_width(cls, c: dict) -> int:
+        """W, the width of the label's code c(y) that both networks see besides x and z: none."""
+        return 0
+
+    @classmethod
+    def layer_sizes(cls, c: dict) -> dict:
+        """encoder [x, c(y)] -> hidden... -> (mu, log sigma^2); decoder [z, c(y)] -> ... -> x."""
+        x_dim, latent = config_size(c, "x_dim"), config_size(c, "latent")
+        hidden = config_sizes(c, "hidden")
+        w = cls.label_code_width(c)
+        return {"encoder": [x_dim + w, *hidden, 2 * latent],
+                "decoder": [latent + w, *reversed(hidden), x_dim]}  # fmt: skip
+
+    @classmethod
+    def extra_parameter_shapes(cls, c: dict) -> dict:
+        """A learned Gaussian decoder's one shared log sigma_x^2."""
+        learned = c.get("likelihood") == "gaussian" and c.get("learned_sigma")
+        return {"decoder_log_var": (1,)} if learned else {}
 
     @property
     def config(self) -> dict:
