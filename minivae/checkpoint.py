@@ -5,7 +5,9 @@ Layout: ``param.<name>`` arrays (the model's state dict), ``optim.<key>`` arrays
 the training config, the epoch, the metrics history and the random state. The
 file is an uncompressed zip (``numpy.savez``) written by ``minivae.files``: a
 temporary file in the same folder, fsync-ed, renamed into place, and the folder
-fsync-ed, so an interrupted save never leaves a file that loads half.
+fsync-ed, so an interrupted save never leaves a file that loads half. A weight or an
+optimizer entry that is NaN or infinite is never saved (``NonFiniteState``): the file
+already on disk, the last good one, stays.
 
 Reading trusts nothing in the file until it is checked, in this order:
 
