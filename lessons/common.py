@@ -326,3 +326,67 @@ def to_device(x):
     if np.asarray(x).dtype.kind in "iu":
         return B.from_numpy(np.ascontiguousarray(x, dtype=np.int64))
     return B.from_numpy(np.ascontiguousarray(x), dtype=B.get_default_dtype())
+
+
+# --------------------------------------------------------------------------- lesson 05
+# Host arrays through a model in batches, and a small classifier that judges images. Every
+# function takes and returns host (NumPy) arrays; the batches go to the device on the way.
+# (These imports belong at the top of the file; they sit here while lessons are rewritten
+# in parallel, each appending its own block.)
+
+from minivae import data as D
+from minivae import ops
+from minivae.nn import MLP
+from minivae.optim import Adam
+
+
+@mv.no_grad()
+def encode_mean(model, x, y=None, batch_size: int = 1000):
+    """The encoder's mean μ(x), or μ(x, y) of a conditional model, for host rows x (N, D).
+
+    y: the labels of x (host (N,)) for a model that reads them, else None. Host (N, L) float64.
+    """
+    parts = [B.to_numpy(model.encode(b.x, b.y)[0].data)
+             for b in D.evaluation_batches(x, y, batch_size)]  # fmt: skip
+    return np.concatenate(parts).astype(np.float64)
+
+
+@mv.no_grad()
+def decode(model, z, y=None, batch_size: int = 1000):
+    """The decoder's means (sigmoid(g(z)) for a Bernoulli decoder) for host codes z (N, L).
+
+    y: the labels to decode with (host (N,)) for a conditional model, else None. Host (N, D)
+    float64.
+    """
+    parts = [B.to_numpy(model.decode(b.x, b.y).data)
+             for b in D.evaluation_batches(z, y, batch_size)]  # fmt: skip
+    return np.concatenate(parts).astype(np.float64)
+
+
+def train_classifier(x, y, sizes, epochs: int, lr: float = 1e-3, batch_size: int = 128,
+                     seed=0, log=print):  # fmt: skip
+    """An MLP with layer sizes ``sizes`` (inputs, hidden ..., classes) trained with Adam on the
+    mean cross-entropy −log softmax(logits)_y. x: host (N, D) floats, y: host (N,) ints;
+    seed: the minibatch order (anything np.random.default_rng takes). Logs the last epoch."""
+    clf = MLP(list(sizes), "relu")  # logits (B, classes)
+    optimizer = Adam(clf.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        total = 0.0
+        for xb, yb in D.batches(x, batch_size, y, rng=rng):
+            loss = ops.cross_entropy(clf(mv.Tensor(xb)), yb).mean()  # (B,) -> scalar
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.data) * len(yb)
+    log(f"    classifier {'-'.join(map(str, sizes))}, {epochs} epochs: mean cross-entropy "
+        f"{total / len(x):.4f} in the last")  # fmt: skip
+    return clf
+
+
+@mv.no_grad()
+def predict(clf, x, batch_size: int = 1000):
+    """The classifier's class argmax_c logits_c for host rows x (N, D): host (N,) ints."""
+    parts = [B.to_numpy(clf(mv.Tensor(b.x)).data).argmax(axis=1)
+             for b in D.evaluation_batches(x, None, batch_size)]  # fmt: skip
+    return np.concatenate(parts)
