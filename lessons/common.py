@@ -415,3 +415,14 @@ def class_probabilities(clf, x, batch_size: int = EVAL_BATCH):
     parts = [B.to_numpy(ops.softmax(clf(mv.Tensor(to_device(x[s : s + batch_size])))).data)
              for s in range(0, len(x), batch_size)]  # fmt: skip
     return np.concatenate(parts).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- lesson 05
+
+
+@mv.no_grad()
+def predict(clf, x, batch_size: int = EVAL_BATCH):
+    """The classifier's class argmax_c logits_c for host rows x (N, D): host (N,) ints."""
+    parts = [B.to_numpy(clf(mv.Tensor(to_device(x[s : s + batch_size]))).data).argmax(axis=1)
+             for s in range(0, len(x), batch_size)]  # fmt: skip
+    return np.concatenate(parts)

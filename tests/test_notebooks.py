@@ -27,6 +27,7 @@ NOTEBOOK_LESSONS = [
     "00_latent_variable_models.py",
     "01_autoencoder.py",
     "04_beta_vae.py",
+    "05_conditional_vae.py",
     "07_semi_supervised_regression.py",
 ]
 KERNEL = "minivae-lessons-test"
