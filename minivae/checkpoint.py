@@ -392,7 +392,9 @@ def parameter_shapes(config: dict) -> dict:
     if kind not in label_key:
         raise CheckpointError(f"model_config: no parameter shapes are known for kind {kind!r}")
     extra = _size(c, label_key[kind]) if label_key[kind] else 0
-    _mlp(shapes, "encoder", [x_dim + extra, *hidden, 2 * latent])
+    # q's parameters: mu and log sigma^2, or (covariance="full") mu and L's D (D + 1) / 2 entries
+    q_width = 2 * latent if c.get("covariance", "diagonal") != "full" else latent * (latent + 3) // 2
+    _mlp(shapes, "encoder", [x_dim + extra, *hidden, q_width])
     _mlp(shapes, "decoder", [latent + extra, *reversed(hidden), x_dim])
     if c.get("likelihood") == "gaussian" and c.get("learned_sigma"):
         shapes["decoder_log_var"] = (1,)  # one shared log sigma_x^2

@@ -1,6 +1,7 @@
 """The variational autoencoder (Kingma & Welling 2013), and beta-VAE as its beta argument.
 
     q(z | x) = N(mu(x), diag sigma^2(x))      encoder: x (B, x_dim) -> mu, log sigma^2 (B, latent)
+             or N(mu(x), L(x) L(x)^T)         covariance="full": mu and a Cholesky factor L
     p(z)     = N(0, I)
     p(x | z) = Bernoulli(sigmoid(g(z)))  or  N(g(z), sigma_x^2 I)     decoder: z -> (B, x_dim)
 
@@ -8,6 +9,13 @@
               (PGM Lecture 30; Computational Intelligence Lab, Series 9; Understanding
                Deep Learning, ch. 17)
             = recon - kl,  recon by Monte Carlo over n_samples reparameterized z = mu + sigma eps
+
+With covariance="full" the encoder outputs, besides mu, the latent (latent + 1) / 2
+entries of a lower-triangular L with positive diagonal (``ops.cholesky_factor``): the
+sampler is z = mu + L eps (the blog post 'Variational Autoencoders' (2018); Computational
+Intelligence Lab, Series 9, Problem 1.5 on its O(D^2) cost; Understanding Deep Learning,
+eq. 17.25, with L as the square root of Sigma), the KL is KL(N(mu, L L^T) || N(0, I)) in
+closed form, and the importance weights use the full log-density.
 
 Reductions follow ``minivae.distributions``: log-likelihoods and KLs are sums over
 pixels and latent units per example, samples are averaged, the batch is averaged;
@@ -23,6 +31,7 @@ from minivae import backend as B
 from minivae import ops
 from minivae.distributions import (
     DiagonalGaussian,
+    FullGaussian,
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
     log_mean_exp,
@@ -73,15 +82,22 @@ class VAE(Model):
         posterior q(z) = E_x q(z|x), and the KLs of its marginals; the loss adds
         (tc_beta - 1) TC, so that only the TC is weighted tc_beta (1: no extra term). TC is
         estimated on the batch (``minivae.distributions.total_correlation``).
+    covariance: "diagonal" (q = N(mu, diag sigma^2), 2 latent encoder outputs) or "full"
+        (q = N(mu, L L^T), latent + latent (latent + 1) / 2 outputs: mu; then v_d = log L_dd^2,
+        the log of each unit's variance given the units before it, read as L_dd = e^(v_d / 2)
+        like a log-variance; then the entries below the diagonal of L, row by row). With the
+        entries below the diagonal at 0 it is the diagonal VAE with log sigma^2 = v.
     """
 
     kind = "vae"
     LIKELIHOODS = ("bernoulli", "gaussian")
+    COVARIANCES = ("diagonal", "full")
 
     def __init__(self, x_dim: int = 784, hidden=(400,), latent: int = 20, activation: str = "relu",
                  likelihood: str = "bernoulli", sigma: float | None = None,
                  learned_sigma: bool = False, beta: float = 1.0, n_samples: int = 1,
-                 kl: str = "analytic", objective: str = "elbo", k: int = 5, tc_beta: float = 1.0):
+                 kl: str = "analytic", objective: str = "elbo", k: int = 5, tc_beta: float = 1.0,
+                 covariance: str = "diagonal"):
         name = type(self).__name__
         self.x_dim = check_positive_int(name, "x_dim", x_dim)
         self.hidden = check_hidden(name, hidden)
@@ -105,11 +121,15 @@ class VAE(Model):
         self.tc_beta = check_non_negative(name, "tc_beta", tc_beta)
         if self.tc_beta != 1.0 and self.objective != "elbo":
             raise ValueError(f"{name}: tc_beta={tc_beta!r} needs objective='elbo', got {objective!r}")
+        self.covariance = check_choice(name, "covariance", covariance, self.COVARIANCES)
+        if self.tc_beta != 1.0 and self.covariance != "diagonal":
+            raise ValueError(f"{name}: tc_beta={tc_beta!r} needs covariance='diagonal' (the total "
+                             "correlation estimate reads a diagonal q), got 'full'")  # fmt: skip
         self._build(activation)
 
     def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
-        """The networks: x (+ extra inputs) -> (mu, log sigma^2), z (+ extra) -> x."""
-        self.encoder = MLP([self.x_dim + x_extra, *self.hidden, 2 * self.latent], activation)
+        """The networks: x (+ extra inputs) -> q's parameters, z (+ extra) -> x."""
+        self.encoder = MLP([self.x_dim + x_extra, *self.hidden, self.posterior_width()], activation)
         self.decoder = MLP([self.latent + z_extra, *reversed(self.hidden), self.x_dim], activation)
         if self.likelihood == "gaussian":
             log_var = 2.0 * math.log(self.sigma if self.sigma is not None else 1.0)
@@ -120,8 +140,19 @@ class VAE(Model):
             else:
                 self.decoder_log_var = log_var  # a constant number
 
+    def posterior_width(self) -> int:
+        """The encoder's outputs: mu and log sigma^2 (2 D), or mu and L's D (D + 1) / 2 entries."""
+        d = self.latent
+        return 2 * d if self.covariance == "diagonal" else d + d * (d + 1) // 2
+
     @property
     def config(self) -> dict:
+        config = self._config()
+        if "covariance" in self.arguments():  # the subclasses that take no covariance keep none
+            config["covariance"] = self.covariance
+        return config
+
+    def _config(self) -> dict:
         return {"kind": self.kind, "x_dim": self.x_dim, "hidden": list(self.hidden),
                 "latent": self.latent, "activation": self.activation,
                 "likelihood": self.likelihood, "sigma": self.sigma,
@@ -141,16 +172,28 @@ class VAE(Model):
         return as_input(self, x, self.x_dim), None
 
     # --- encoder and decoder -------------------------------------------------------
-    def posterior(self, x, y=None) -> DiagonalGaussian:
-        """q(z | x): a DiagonalGaussian with mu, log sigma^2 of shape (B, latent)."""
+    def posterior(self, x, y=None) -> DiagonalGaussian | FullGaussian:
+        """q(z | x): a DiagonalGaussian with mu, log sigma^2 of shape (B, latent), or with
+        covariance="full" a FullGaussian with mu (B, latent) and L (B, latent, latent)."""
         x, y = self._check(x, y)
-        h = self.encoder(self._encoder_input(x, y))  # (B, 2 latent)
-        return DiagonalGaussian(h[:, : self.latent], h[:, self.latent :])
+        h = self.encoder(self._encoder_input(x, y))  # (B, posterior_width)
+        d = self.latent
+        if self.covariance == "diagonal":
+            return DiagonalGaussian(h[:, :d], h[:, d:])
+        # L_dd = exp(v_d / 2), the same reading as sigma = exp(log sigma^2 / 2)
+        log_diag = 0.5 * h[:, d : 2 * d]  # (B, latent), log L_dd
+        return FullGaussian.from_unconstrained(h[:, :d], log_diag, h[:, 2 * d :])
 
     def encode(self, x, y=None):
-        """(mu, log_var) of q(z | x), each (B, latent)."""
+        """(mu, log_var) of q(z | x), each (B, latent).
+
+        With covariance="full", log_var is the log of the marginal variances Sigma_dd =
+        sum_j L_dj^2 (the diagonal of L L^T); the correlations are in ``posterior(x).L``.
+        """
         q = self.posterior(x, y)
-        return q.mu, q.log_var
+        if self.covariance == "diagonal":
+            return q.mu, q.log_var
+        return q.mu, ops.log((q.L * q.L).sum(axis=-1))  # (B, latent)
 
     def decode_logits(self, z, y=None) -> Tensor:
         """The decoder's output: logits (Bernoulli) or means (Gaussian), (..., latent) -> (..., x_dim)."""
