@@ -13,7 +13,7 @@
 With covariance="full" the encoder outputs, besides mu, the latent (latent + 1) / 2
 entries of a lower-triangular L with positive diagonal (``ops.cholesky_factor``): the
 sampler is z = mu + L eps (the blog post 'Variational Autoencoders' (2018); Computational
-Intelligence Lab, Series 9, Problem 1.5 on its O(D^2) cost; Understanding Deep Learning,
+Intelligence Lab, Series 9, Problems 2.3-2.4 on its O(D^2) outputs; Understanding Deep Learning,
 eq. 17.25, with L as the square root of Sigma), the KL is KL(N(mu, L L^T) || N(0, I)) in
 closed form, and the importance weights use the full log-density.
 
