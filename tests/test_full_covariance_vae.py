@@ -224,3 +224,28 @@ def test_bad_options_say_what_to_do():
         tiny("vae", covariance="banded")
     with pytest.raises(ValueError, match="tc_beta=4.0 needs covariance='diagonal'"):
         full_model(tc_beta=4.0)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def test_full_covariance_vae_trains_and_evaluates_on_the_device(device):
+    from minivae import metrics
+    from minivae.optim import Adam
+
+    model = full_model(n_samples=2)  # made on the device under test
+    x = B.from_numpy(data()[0])
+    before = model.loss(Batch(x))[1]["loss"]
+    opt = Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        loss, _ = model.loss(Batch(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for name, p in model.named_parameters():
+        assert B.array_device(p.grad) == device, name
+    assert math.isfinite(before) and math.isfinite(model.loss(Batch(x))[1]["loss"])
+    ll = metrics.importance_sampled_log_likelihood(model, x, k=20, chunk=7)
+    assert ll.shape == (5,) and np.all(np.isfinite(ll))
+    mu, log_var = model.encode(x)
+    assert B.array_device(mu.data) == device and B.array_device(log_var.data) == device
