@@ -33,7 +33,12 @@ def _float64():
 
 
 def full_model(**kwargs):
-    return tiny("vae", covariance="full", **kwargs)
+    """A tiny full-covariance VAE whose q(z | x) is correlated: the weights of the entries below
+    L's diagonal, which start at 0, are set to random numbers."""
+    model = tiny("vae", covariance="full", **kwargs)
+    last = model.encoder[-1].weight.data  # (hidden, D + D (D + 1) / 2)
+    last[:, 2 * D :] = B.from_numpy(np.random.default_rng(5).standard_normal(last[:, 2 * D :].shape))
+    return model
 
 
 def encoder_parts(model, x):
@@ -139,6 +144,19 @@ def test_monte_carlo_kl_and_iwae_read_the_same_posterior():
 
 
 # ----------------------------------------------------------------------------- the diagonal case
+
+
+def test_a_new_full_covariance_vae_starts_diagonal():
+    # the weights of the entries below L's diagonal start at 0 (the bias is 0 anyway), so the
+    # first q is diagonal, not a random full covariance with a variance of about D per unit
+    model = tiny("vae", covariance="full", latent=4)
+    x, _ = data()
+    L = model.posterior(x).L.numpy()  # (B, 4, 4)
+    assert np.all(np.tril(L, -1) == 0) and np.all(np.diagonal(L, 0, 1, 2) > 0)
+    loss, _ = model.loss(Batch(x))
+    loss.backward()
+    grad = model.encoder[-1].weight.grad[:, 8:]  # they still learn
+    assert np.abs(B.to_numpy(grad)).max() > 0
 
 
 def full_copy_of(diagonal):

@@ -86,7 +86,8 @@ class VAE(Model):
         (q = N(mu, L L^T), latent + latent (latent + 1) / 2 outputs: mu; then v_d = log L_dd^2,
         the log of each unit's variance given the units before it, read as L_dd = e^(v_d / 2)
         like a log-variance; then the entries below the diagonal of L, row by row). With the
-        entries below the diagonal at 0 it is the diagonal VAE with log sigma^2 = v.
+        entries below the diagonal at 0 it is the diagonal VAE with log sigma^2 = v, and that
+        is where it starts: their weights are initialised to 0.
     """
 
     kind = "vae"
@@ -130,6 +131,11 @@ class VAE(Model):
     def _build(self, activation: str, x_extra: int = 0, z_extra: int = 0):
         """The networks: x (+ extra inputs) -> q's parameters, z (+ extra) -> x."""
         self.encoder = MLP([self.x_dim + x_extra, *self.hidden, self.posterior_width()], activation)
+        if self.covariance == "full":
+            # the entries below L's diagonal start at 0, so q starts diagonal, as in the diagonal
+            # VAE: random ones would start every unit with a variance of about D (a KL of
+            # hundreds of nats) and the training would first have to undo it
+            self.encoder[-1].weight.data[:, 2 * self.latent :] = 0.0
         self.decoder = MLP([self.latent + z_extra, *reversed(self.hidden), self.x_dim], activation)
         if self.likelihood == "gaussian":
             log_var = 2.0 * math.log(self.sigma if self.sigma is not None else 1.0)
