@@ -107,7 +107,7 @@ def log_mean_exp_rows(log_w):
 # The gap log p(x) − ELBO = KL(q ‖ p(z|x)) (eq. 17.17) is computed exactly for each fit.
 # For the best diagonal q it is known in closed form: −½ log(1 − ρ²) for a 2-D posterior
 # with correlation ρ. *Predict:* does either fit close the gap? How big is the diagonal's
-# for ρ = −0.8? (The gap can be exactly zero, [E13](../docs/ERRATA.md#e13-the-kl-gap-can-be-zero);
+# for ρ = −0.8, and is the diagonal q wider or narrower than the posterior? (The gap can be exactly zero, [E13](../docs/ERRATA.md#e13-the-kl-gap-can-be-zero);
 # the lecture's q is diagonal, [E1](../docs/ERRATA.md#e1-encoder-covariance-written-sigma-i).)
 
 # %%
@@ -187,8 +187,13 @@ with mv.set_default_dtype("float64"):
 for c, (m, s, gaps) in fits.items():
     lesson.report(f"toy_{c}_gap", float(gaps[-1]), f"{c} q after {TOY_STEPS} steps: "
                   "log p(x) − ELBO", ".2e")  # fmt: skip
-best_diag_gap = -0.5 * math.log(1 - rho**2)  # the best diagonal q: precisions diag(P)
+# the best diagonal q has the posterior's mean and precisions diag(P): 1/σ_d² = P_dd, so its
+# KL to the posterior is ½ log(P₁₁ P₂₂ / det P) = −½ log(1 − ρ²)
+best_diag_gap = -0.5 * math.log(1 - rho**2)
 lesson.report("toy_best_diagonal_gap", best_diag_gap, "  ... best diagonal q: −½ log(1 − ρ²)")
+diag_std = np.sqrt(np.diag(fits["diagonal"][1]))
+lesson.report("toy_diagonal_std_ratio", float(diag_std[0] / math.sqrt(post_cov[0, 0])),
+              "  ... diagonal q's std / the posterior's marginal std (best: √(1 − ρ²))")
 full_m, full_s, _ = fits["full"]
 lesson.report("toy_full_cov_error", float(np.abs(full_s - post_cov).max()),
               "  ... full q: max |Σ_q − Σ_posterior|", ".2e")  # fmt: skip
@@ -286,8 +291,10 @@ ax.set(xscale="log", yscale="log", xlabel="latent size D", ylabel="encoder outpu
 ax2.set(xscale="log", yscale="log", xlabel="latent size D", ylabel="ms",
         title=f"b) one forward + backward, batch {COST_BATCH} (this machine, under load)")
 for a in (ax, ax2):
+    a.minorticks_off()
+    a.set_xticks(ds, labels=[str(d) for d in COST_LATENTS])
     a.legend(fontsize=8)
-    a.grid(alpha=0.3, which="both")
+    a.grid(alpha=0.3)
 fig.suptitle(f"Part 2 - the cost of a full covariance in a 784-{HIDDEN}-D VAE "
              "(Computational Intelligence Lab, Series 9, Problem 2.4)")  # fmt: skip
 common.save_figure(fig, lesson.path("2_cost_against_latent_size.png"))

@@ -73,6 +73,7 @@ def test_toy_full_covariance_closes_the_gap_and_the_diagonal_cannot(summary):
     assert summary["toy_best_diagonal_gap"] == pytest.approx(best, rel=1e-5)
     assert summary["toy_diagonal_gap"] == pytest.approx(best, abs=0.02)
     assert summary["toy_diagonal_gap"] >= best - 1e-9  # never below the best diagonal q
+    assert summary["toy_diagonal_std_ratio"] == pytest.approx(0.6, abs=0.05)  # √(1 − ρ²): narrow
     assert 0 <= summary["toy_full_gap"] < 1e-2
     assert summary["toy_full_cov_error"] < 0.05
     # the same gap by sampling log p(x, z) - log q(z), with FullGaussian.log_prob
