@@ -20,7 +20,7 @@ FIGURES = {
     "3_training_elbo.png",
     "4_amortization_gap.png",
 }
-# claims that hold even at quick mode's sizes; the two that compare timings are left to the full run
+# the claims that hold even at quick mode's sizes
 VERDICTS = (
     "full_covariance_closes_the_gap",
     "per_example_beats_the_encoder",
@@ -59,8 +59,11 @@ def test_quick_mode_says_what_it_is_and_prints_no_verdict(run):
     assert "QUICK mode" in printed.split("Part 1")[0]
     assert not re.search(r"\b(NOT )?met\b", printed)
     assert all(run[1][key] is True for key in VERDICTS)  # recorded all the same
-    for key in ("full_covariance_costs_d_squared", "encoder_is_cheaper"):  # timings: not asserted
-        assert isinstance(run[1][key], bool)
+    # timings, and claims about training that quick mode's budget cannot decide: only recorded
+    for key in ("full_covariance_costs_d_squared", "encoder_is_much_cheaper",
+                "full_vae_uses_correlations", "full_covariance_buys_little_here",
+                "amortization_gap_dominates"):  # fmt: skip
+        assert isinstance(run[1][key], bool), key
 
 
 def test_every_figure_exists_and_is_a_png(run):
@@ -111,6 +114,7 @@ def test_per_example_inference_recovers_the_amortization_gap(summary):
     assert summary["amortized_log_px"] > summary["amortized_per_example_elbo"]
     assert summary["approximation_gap"] > 0
     assert summary["encoder_ms"] > 0 and summary["per_example_seconds"] > 0
+    assert summary["steps_to_90_percent"] in summary["amortized_steps"][1:]
 
 
 def test_lesson_reads_as_a_notebook():
