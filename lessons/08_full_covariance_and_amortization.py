@@ -338,7 +338,7 @@ for c in ("diagonal", "full"):
         vaes[c], D.to_device(x_test[s : s + 100]), k=K) for s in range(0, N_NLL, 100)])
     elbo_nll = float(evaluate(vaes[c], x_test[:N_NLL])["elbo"])
     seconds = sum(row["seconds"] for row in histories[c])
-    lesson.report(f"{c}_test_elbo", test["elbo"], f"{c}: test ELBO ({N_TEST:,} images)")
+    lesson.report(f"{c}_test_elbo", test["elbo"], f"{c}: test ELBO ({len(x_test):,} images)")
     lesson.report(f"{c}_test_kl", test["kl"], "  ... its KL(q(z|x) ‖ p(z))")
     lesson.report(f"{c}_log_px", float(log_px.mean()),
                   f"  ... log p̂(x), K = {K}, first {N_NLL:,} test images")  # fmt: skip
@@ -487,7 +487,8 @@ for a, xs, label in ((ax, np.array(STEPS, dtype=float), "Adam steps per q_i"),
     a.axhline(0, color="0.5", linewidth=1)
     a.set(xlabel=label, ylabel="nats per image")
     a.grid(alpha=0.3)
-ax.set(xscale="symlog", title="a) the amortization gap, recovered step by step")
+ax.set(xscale="symlog", xlim=(0, STEPS[-1] * 1.3),
+       title="a) the amortization gap, recovered step by step")  # fmt: skip
 ax2.set(xscale="log", title="b) the same against wall time (this machine, under load)")
 ax2.axvline(encoder_seconds, color="tab:red", label=f"the encoder: {1e3 * encoder_seconds:.1f} ms")
 ax.legend(fontsize=8, loc="center left")
@@ -506,12 +507,13 @@ common.save_figure(fig, lesson.path("4_amortization_gap.png"))
 #   √(1 − ρ²): a mean-field q under-states the spread along the correlation.
 # - The full covariance's outputs grow as D²/2: a small part of a 784-400-20 VAE, most of
 #   a 784-400-128 one.
-# - On MNIST, after a short budget, the full covariance buys no bound: log p̂(x) is the
-#   same within a fraction of a nat and the ELBO is lower, although its q does use
-#   correlations. Part 4 says why: the encoder gives away more (the amortization gap)
-#   than the diagonal family does (the approximation gap), and a richer family only
-#   addresses the second, with more outputs for the encoder to learn (as Cremer et al.
-#   2018 found).
+# - On MNIST, after a short budget, the full covariance bought no log p(x) (the same
+#   within a fraction of a nat) and a lower ELBO, although its q does use correlations;
+#   on the built-in Fashion-MNIST subset it bought about 2 nats. Either way that is less
+#   than Part 4 finds the encoder giving away (the amortization gap), which is also
+#   larger than what the diagonal family misses (the approximation gap): a richer family
+#   only addresses the second, with more outputs for the encoder to learn (on MNIST,
+#   Cremer et al. 2018 found the amortization gap to dominate as well).
 # - One q_i per image recovers the amortization gap in about a hundred steps, each a
 #   forward and backward pass of the decoder: the encoder's single pass is what makes
 #   a VAE train on 60,000 images at all.
@@ -531,9 +533,9 @@ lesson.verdict("per_example_bound_below_log_px", gains[-1][0] < total_gap,
                "ELBO* stays below log p̂(x): the approximation gap remains")
 lesson.verdict("full_vae_uses_correlations", N["full_mean_abs_correlation"] > 0.05,
                "the full-covariance VAE's q(z|x) has correlated units")
-lesson.verdict("full_covariance_buys_little_here",
-               abs(N["full_log_px"] - N["diagonal_log_px"]) < 1.0,
-               f"after {EPOCHS} epochs, log p̂(x) of the two VAEs agrees within a nat")
+lesson.verdict("full_covariance_gains_less_than_the_encoder_loses",
+               N["full_log_px"] - N["diagonal_log_px"] < amortization_gap,
+               "the full covariance gains less log p̂(x) than the encoder gives away (Part 4)")
 lesson.verdict("amortization_gap_dominates", amortization_gap > N["approximation_gap"],
                "the encoder gives away more than the diagonal family (amortization > "
                "approximation gap)")  # fmt: skip
