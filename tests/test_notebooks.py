@@ -29,6 +29,7 @@ NOTEBOOK_LESSONS = [
     "04_beta_vae.py",
     "05_conditional_vae.py",
     "07_semi_supervised_regression.py",
+    "08_full_covariance_and_amortization.py",
 ]
 KERNEL = "minivae-lessons-test"
 TIMEOUT_S = 300  # per cell; a quick lesson takes seconds

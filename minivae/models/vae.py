@@ -1,6 +1,7 @@
 """The variational autoencoder (Kingma & Welling 2013), and beta-VAE as its beta argument.
 
     q(z | x) = N(mu(x), diag sigma^2(x))      encoder: x (B, x_dim) -> mu, log sigma^2 (B, latent)
+             or N(mu(x), L(x) L(x)^T)         covariance="full": mu and a Cholesky factor L
     p(z)     = N(0, I)
     p(x | z) = Bernoulli(sigmoid(g(z)))  or  N(g(z), sigma_x^2 I)     decoder: z -> (B, x_dim)
 
@@ -8,6 +9,13 @@
               (PGM Lecture 30; Computational Intelligence Lab, Series 9; Understanding
                Deep Learning, ch. 17)
             = recon - kl,  recon by Monte Carlo over n_samples reparameterized z = mu + sigma eps
+
+With covariance="full" the encoder outputs, besides mu, the latent (latent + 1) / 2
+entries of a lower-triangular L with positive diagonal (``ops.cholesky_factor``): the
+sampler is z = mu + L eps (the blog post 'Variational Autoencoders' (2018); Computational
+Intelligence Lab, Series 9, Problems 2.3-2.4 on its O(D^2) outputs; Understanding Deep Learning,
+eq. 17.25, with L as the square root of Sigma), the KL is KL(N(mu, L L^T) || N(0, I)) in
+closed form, and the importance weights use the full log-density.
 
 Reductions follow ``minivae.distributions``: log-likelihoods and KLs are sums over
 pixels and latent units per example, samples are averaged, the batch is averaged;
@@ -23,6 +31,7 @@ from minivae import backend as B
 from minivae import ops
 from minivae.distributions import (
     DiagonalGaussian,
+    FullGaussian,
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
     log_mean_exp,
@@ -75,15 +84,23 @@ class VAE(Model):
         posterior q(z) = E_x q(z|x), and the KLs of its marginals; the loss adds
         (tc_beta - 1) TC, so that only the TC is weighted tc_beta (1: no extra term). TC is
         estimated on the batch (``minivae.distributions.total_correlation``).
+    covariance: "diagonal" (q = N(mu, diag sigma^2), 2 latent encoder outputs) or "full"
+        (q = N(mu, L L^T), latent + latent (latent + 1) / 2 outputs: mu; then v_d = log L_dd^2,
+        the log of each unit's variance given the units before it, read as L_dd = e^(v_d / 2)
+        like a log-variance; then the entries below the diagonal of L, row by row). With the
+        entries below the diagonal at 0 it is the diagonal VAE with log sigma^2 = v, and that
+        is where it starts: their weights are initialised to 0.
     """
 
     kind = "vae"
     LIKELIHOODS = ("bernoulli", "gaussian")
+    COVARIANCES = ("diagonal", "full")
 
     def __init__(self, x_dim: int = 784, hidden=(400,), latent: int = 20, activation: str = "relu",
                  likelihood: str = "bernoulli", sigma: float | None = None,
                  learned_sigma: bool = False, beta: float = 1.0, n_samples: int = 1,
-                 kl: str = "analytic", objective: str = "elbo", k: int = 5, tc_beta: float = 1.0):
+                 kl: str = "analytic", objective: str = "elbo", k: int = 5, tc_beta: float = 1.0,
+                 covariance: str = "diagonal"):
         name = type(self).__name__
         self.x_dim = check_positive_int(name, "x_dim", x_dim)
         self.hidden = check_hidden(name, hidden)
@@ -107,13 +124,22 @@ class VAE(Model):
         self.tc_beta = check_non_negative(name, "tc_beta", tc_beta)
         if self.tc_beta != 1.0 and self.objective != "elbo":
             raise ValueError(f"{name}: tc_beta={tc_beta!r} needs objective='elbo', got {objective!r}")
+        self.covariance = check_choice(name, "covariance", covariance, self.COVARIANCES)
+        if self.tc_beta != 1.0 and self.covariance != "diagonal":
+            raise ValueError(f"{name}: tc_beta={tc_beta!r} needs covariance='diagonal' (the total "
+                             "correlation estimate reads a diagonal q), got 'full'")  # fmt: skip
         self._build(activation)
 
     def _build(self, activation: str):
-        """The networks of ``layer_sizes``: x (+ c(y)) -> (mu, log sigma^2), z (+ c(y)) -> x."""
+        """The networks of ``layer_sizes``: x (+ c(y)) -> q's parameters, z (+ c(y)) -> x."""
         sizes = self.layer_sizes(vars(self))
         self.encoder = MLP(sizes["encoder"], activation)
         self.decoder = MLP(sizes["decoder"], activation)
+        if self.covariance == "full":
+            # the entries below L's diagonal start at 0, so q starts diagonal, as in the diagonal
+            # VAE: random ones would start every unit with a variance of about D (a KL of
+            # hundreds of nats) and the training would first have to undo it
+            self.encoder[-1].weight.data[:, 2 * self.latent :] = 0.0
         if self.likelihood == "gaussian":
             log_var = 2.0 * math.log(self.sigma if self.sigma is not None else 1.0)
             if self.learned_sigma:  # one shared log sigma_x^2, a parameter
@@ -131,11 +157,11 @@ class VAE(Model):
 
     @classmethod
     def layer_sizes(cls, c: dict) -> dict:
-        """encoder [x, c(y)] -> hidden... -> (mu, log sigma^2); decoder [z, c(y)] -> ... -> x."""
+        """encoder [x, c(y)] -> hidden... -> q's parameters; decoder [z, c(y)] -> ... -> x."""
         x_dim, latent = config_size(c, "x_dim"), config_size(c, "latent")
         hidden = config_sizes(c, "hidden")
         w = cls.label_code_width(c)
-        return {"encoder": [x_dim + w, *hidden, 2 * latent],
+        return {"encoder": [x_dim + w, *hidden, cls.posterior_width(c)],
                 "decoder": [latent + w, *reversed(hidden), x_dim]}  # fmt: skip
 
     @classmethod
@@ -144,8 +170,20 @@ class VAE(Model):
         learned = c.get("likelihood") == "gaussian" and c.get("learned_sigma")
         return {"decoder_log_var": (1,)} if learned else {}
 
+    @classmethod
+    def posterior_width(cls, c: dict) -> int:
+        """The encoder's outputs: mu and log sigma^2 (2 D), or mu and L's D (D + 1) / 2 entries."""
+        d = config_size(c, "latent")
+        return 2 * d if c.get("covariance", "diagonal") == "diagonal" else d + d * (d + 1) // 2
+
     @property
     def config(self) -> dict:
+        config = self._config()
+        if "covariance" in self.arguments():  # the subclasses that take no covariance keep none
+            config["covariance"] = self.covariance
+        return config
+
+    def _config(self) -> dict:
         return {"kind": self.kind, "x_dim": self.x_dim, "hidden": list(self.hidden),
                 "latent": self.latent, "activation": self.activation,
                 "likelihood": self.likelihood, "sigma": self.sigma,
@@ -165,16 +203,28 @@ class VAE(Model):
         return as_input(self, x, self.x_dim), None
 
     # --- encoder and decoder -------------------------------------------------------
-    def posterior(self, x, y=None) -> DiagonalGaussian:
-        """q(z | x): a DiagonalGaussian with mu, log sigma^2 of shape (B, latent)."""
+    def posterior(self, x, y=None) -> DiagonalGaussian | FullGaussian:
+        """q(z | x): a DiagonalGaussian with mu, log sigma^2 of shape (B, latent), or with
+        covariance="full" a FullGaussian with mu (B, latent) and L (B, latent, latent)."""
         x, y = self._check(x, y)
-        h = self.encoder(self._encoder_input(x, y))  # (B, 2 latent)
-        return DiagonalGaussian(h[:, : self.latent], h[:, self.latent :])
+        h = self.encoder(self._encoder_input(x, y))  # (B, posterior_width)
+        d = self.latent
+        if self.covariance == "diagonal":
+            return DiagonalGaussian(h[:, :d], h[:, d:])
+        # L_dd = exp(v_d / 2), the same reading as sigma = exp(log sigma^2 / 2)
+        log_diag = 0.5 * h[:, d : 2 * d]  # (B, latent), log L_dd
+        return FullGaussian.from_unconstrained(h[:, :d], log_diag, h[:, 2 * d :])
 
     def encode(self, x, y=None):
-        """(mu, log_var) of q(z | x), each (B, latent)."""
+        """(mu, log_var) of q(z | x), each (B, latent).
+
+        With covariance="full", log_var is the log of the marginal variances Sigma_dd =
+        sum_j L_dj^2 (the diagonal of L L^T); the correlations are in ``posterior(x).L``.
+        """
         q = self.posterior(x, y)
-        return q.mu, q.log_var
+        if self.covariance == "diagonal":
+            return q.mu, q.log_var
+        return q.mu, ops.log((q.L * q.L).sum(axis=-1))  # (B, latent)
 
     def decode_logits(self, z, y=None) -> Tensor:
         """The decoder's output: logits (Bernoulli) or means (Gaussian), (..., latent) -> (..., x_dim)."""
