@@ -25,6 +25,8 @@ from nbformat.v4 import new_code_cell
 # common.setup). Add each lesson here when it is rewritten in that form.
 NOTEBOOK_LESSONS = [
     "00_latent_variable_models.py",
+    "02_vae.py",
+    "03_vae_estimators_and_likelihood.py",
 ]
 KERNEL = "minivae-lessons-test"
 TIMEOUT_S = 300  # per cell; a quick lesson takes seconds
