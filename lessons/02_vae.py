@@ -70,7 +70,8 @@ LATENT = 20
 BATCH_SIZE = 128  # Adam, learning rate 1e-3 (common.train_and_load)
 SMALL = {"epochs": common.pick((EPOCHS, 1), QUICK),  # every model of Parts 2-4 trains alike:
          "limit": common.pick((30000, 600), QUICK),  # on the first images of the training
-         "n_val": common.pick((5000, 100), QUICK)}  # split, a validation split taken out of them
+         "n_val": common.pick((5000, 100), QUICK)}  # split, a validation split out of them (at
+# most a fifth of them: minivae.train keeps 5,600 of the built-in subset's 7,000 for training)
 N_TEST = common.pick((10000, 300), QUICK)  # test images evaluated
 TEST_BINARIZATION_SEED = 12345  # the test images are binarized once, with this seed
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015)
@@ -113,10 +114,12 @@ y_test = test_ds.labels[:N_TEST]  # (N,)
 
 # %% [markdown]
 # ## Part 1: is the ELBO of the lecture, written line by line, the library's ELBO?
-# The encoder is an MLP whose last layer has 2 × 20 outputs: the first 20 are the mean
-# μ(x), the last 20 the log-variance log σ²(x) of q(z|x) = N(μ, diag σ²) (a covariance σ²,
-# not σ: [E1](../docs/ERRATA.md#e1-encoder-covariance-written-sigma-i)). Any real number is
-# a valid log σ², so the network needs no constraint, and σ = exp(½ log σ²) is positive.
+# The encoder gives q(z|x), the decoder p(x|z)
+# ([E7](../docs/ERRATA.md#e7-encoder-and-decoder-densities-swapped)). The encoder is an MLP
+# whose last layer has 2 × 20 outputs: the first 20 are the mean μ(x), the last 20 the
+# log-variance log σ²(x) of q(z|x) = N(μ, diag σ²) (a covariance σ², not σ:
+# [E1](../docs/ERRATA.md#e1-encoder-covariance-written-sigma-i)). Any real number is a valid
+# log σ², so the network needs no constraint, and σ = exp(½ log σ²) is positive.
 #
 #     z = μ + σ ⊙ ε,  ε ~ N(0, I)        PGM Lecture 30, "Reparameterization Trick";
 #                                        Computational Intelligence Lab, Series 9, Problem 1.5
@@ -126,7 +129,8 @@ y_test = test_ds.labels[:N_TEST]  # (N,)
 #     ELBO = log p(x|z) − KL, one z per example           Problems 1.2 and 1.4 (E15)
 #
 # Sums run over the pixels and the latent units of each example; the batch is averaged
-# (minivae/distributions.py: one number per example, in nats). The model is untrained: the
+# (minivae/distributions.py: one number per example, in nats; one log per example,
+# [E8](../docs/ERRATA.md#e8-log-likelihood-with-two-logarithms)). The model is untrained: the
 # point is that every line of the formula is one line of code, and that the library computes
 # exactly that, gradients included (the encoder gets gradient from both terms,
 # [E11](../docs/ERRATA.md#e11-the-encoder-is-trained-by-both-terms)). The check runs in
