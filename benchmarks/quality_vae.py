@@ -1,4 +1,4 @@
-"""Test NLL of the lesson-02 VAE against PyTorch's figures for the same protocol.
+"""Test NLL of the VAE of lesson 03 (Part 3) against PyTorch's figures for the same protocol.
 
     MINIVAE_DATA=path/to/data python benchmarks/quality_vae.py --milestones 10 30 100 --k 1000 --k-final 5000
 

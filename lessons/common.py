@@ -426,3 +426,72 @@ def predict(clf, x, batch_size: int = EVAL_BATCH):
     parts = [B.to_numpy(clf(mv.Tensor(to_device(x[s : s + batch_size]))).data).argmax(axis=1)
              for s in range(0, len(x), batch_size)]  # fmt: skip
     return np.concatenate(parts)
+
+# --------------------------------------------------------------------------- lessons 02 and 03
+# Training a model into the lesson's folder, pushing host arrays through it in batches, and a
+# row of bar charts.
+
+
+def train_and_load(lesson: Lesson, folder: str, model_config: dict, dataset: str, *, epochs: int,
+                   limit=None, n_val: int = 0, binarize: str = "dynamic", batch_size: int = 128,
+                   lr: float = 1e-3):  # fmt: skip
+    """Train with minivae.train into lesson.path(folder), then load the checkpoint back.
+
+    Returns (the model in eval mode, the history, one dict per epoch, the training seconds).
+    A rerun starts a fresh metrics log (train() appends to an existing one).
+    """
+    from minivae.checkpoint import load_model
+    from minivae.train import TrainConfig, train
+
+    config = TrainConfig(
+        model=dict(model_config), dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
+        binarize=binarize, n_val=n_val, limit_train=limit, seed=lesson.args.seed,
+        progress=not lesson.args.no_progress, fallback_dataset=True,
+    )  # fmt: skip
+    out = lesson.path(folder)
+    stale = os.path.join(out, "metrics.jsonl")
+    if os.path.exists(stale):
+        os.remove(stale)
+    t0 = time.perf_counter()
+    history = train(config, out, log=lambda line: print("    " + line))
+    seconds = time.perf_counter() - t0
+    model, _ = load_model(os.path.join(out, "checkpoint.npz"), expect_kind=model_config["kind"])
+    model.eval()
+    return model, history, seconds
+
+
+def encode_host(model, x, batch: int = 1000):
+    """(μ(x), log σ²(x)) of host images (N, D), float64 host arrays (N, latent); batch rows
+    at a time. For an autoencoder, (f(x), None)."""
+    mus, log_vars = [], []
+    with mv.no_grad():
+        for s in range(0, len(x), batch):
+            mu, log_var = model.encode(to_device(x[s : s + batch]))
+            mus.append(B.to_numpy(mu.data))
+            if log_var is not None:
+                log_vars.append(B.to_numpy(log_var.data))
+    mu = np.concatenate(mus).astype(np.float64)
+    return mu, (np.concatenate(log_vars).astype(np.float64) if log_vars else None)
+
+
+def bar_panels(path, title: str, names, panels, colours=None):
+    """One row of bar charts over the same bars ``names``, each bar's value written on it.
+
+    panels: (title, ylabel, values, fmt) per chart, fmt a format string such as "{:.1f}";
+    a fifth entry, when given, draws a dashed reference line at that height.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.0 * len(panels) + 0.4, 4.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (panel_title, ylabel, values, fmt, *line) in zip(axes, panels):
+        bars = ax.bar(range(len(values)), values, color=colours, alpha=0.85)
+        ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=2, fontsize=9)
+        ax.set_xticks(range(len(values)), names, fontsize=9)
+        ax.margins(y=0.15)
+        ax.set(ylabel=ylabel, title=panel_title)
+        ax.grid(alpha=0.3, axis="y")
+        if line and line[0] is not None:
+            ax.axhline(line[0], color="0.3", linestyle="--", linewidth=1)
+    fig.suptitle(title)
+    return save_figure(fig, path)

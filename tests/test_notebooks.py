@@ -26,6 +26,8 @@ from nbformat.v4 import new_code_cell
 NOTEBOOK_LESSONS = [
     "00_latent_variable_models.py",
     "01_autoencoder.py",
+    "02_vae.py",
+    "03_vae_estimators_and_likelihood.py",
     "04_beta_vae.py",
     "05_conditional_vae.py",
     "07_semi_supervised_regression.py",

@@ -1,0 +1,148 @@
+"""Lesson 03 (the VAE's estimators and its test log-likelihood) as a script in quick mode.
+
+The lesson runs once per test session (seconds, on the built-in Fashion-MNIST subset so that
+no download is needed); each test then checks one claim of the lecture against summary.json.
+tests/test_notebooks.py runs it as a notebook.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+
+import pytest
+from lesson_loader import LESSONS, assert_figures, run_script
+
+FILENAME = "03_vae_estimators_and_likelihood.py"
+FIGURES = {
+    "0_training_curves.png",
+    "1_gradient_variance_vs_L.png",
+    "2_kl_estimator_gradient_variance.png",
+    "3_is_estimate_vs_k.png",
+    "3_is_minus_elbo_per_image.png",
+    "3_active_units.png",
+    "3_reconstructions.png",
+    "3_samples.png",
+}
+VERDICTS = (
+    "variance_falls_as_one_over_L",
+    "closed_form_kl_is_less_noisy",
+    "is_estimate_above_the_elbo",
+)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """python lessons/03_vae_estimators_and_likelihood.py --quick --out tmp
+    --dataset fashion-mnist-builtin --epochs 30 --nll-k 5000, once: (output folder,
+    summary.json, the lesson's namespace, what it printed)."""
+    return run_script(tmp_path_factory.mktemp("lesson_03"), FILENAME, "--dataset",
+                      "fashion-mnist-builtin", "--no-progress", "--epochs", "30", "--nll-k",
+                      "5000")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def summary(run):
+    return run[1]
+
+
+def test_summary_is_what_the_lesson_holds(run):
+    _, summary, namespace, _ = run
+    assert summary == namespace["summary"]
+    assert summary["lesson"] == "03_vae_estimators_and_likelihood"
+    assert summary["quick"] is True
+    assert summary["dataset"] == "fashion-mnist-builtin"
+
+
+def test_the_options_set_the_settings_and_quick_mode_shrinks_them(run, summary):
+    namespace = run[2]
+    assert (namespace["EPOCHS"], namespace["NLL_K"]) == (30, 5000)  # from the command line
+    assert (summary["epochs"], summary["nll_k"]) == (1, 100)  # what QUICK trains and samples
+    assert namespace["TORCH_REFERENCE_NLL"] == {10: 97.1, 30: 93.9, 100: 91.6}
+
+
+@pytest.mark.parametrize("bad", [["--epochs", "0"], ["--nll-k", "-5"], ["--bogus"]])
+def test_a_bad_option_stops_the_lesson_before_it_trains(tmp_path, bad):
+    with pytest.raises(SystemExit):
+        run_script(tmp_path, FILENAME, *bad)
+    assert not (tmp_path / FILENAME[:-3] / "vae_training").exists()
+
+
+def test_quick_mode_says_what_it_is_and_prints_no_verdict(run, summary):
+    printed = run[3]
+    assert "QUICK mode" in printed.split("Part 1")[0]  # said before any number
+    assert "the code runs, not what the lesson concludes" in printed
+    assert not re.search(r"\b(NOT )?met\b", printed)
+    assert all(isinstance(summary[key], bool) for key in VERDICTS)  # recorded all the same
+    assert "quality_bar" not in summary  # no PyTorch number for 1 epoch: no bar to judge
+
+
+def test_every_figure_exists_and_is_a_png(run):
+    assert_figures(run[0], FIGURES)
+
+
+def test_the_checkpoint_and_a_fresh_log_are_in_the_lesson_folder(run, summary):
+    folder = run[0] / "vae_training"
+    assert (folder / "checkpoint.npz").is_file()
+    log = (folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(log) == summary["epochs"]  # one line per epoch, not appended to an old log
+
+
+def test_more_samples_per_example_lower_the_gradient_variance(summary):
+    # Computational Intelligence Lab, Series 9, Problem 1.4: averaging L independent gradients
+    # divides the covariance by L
+    assert summary["grad_var_L20"] < summary["grad_var_L5"] < summary["grad_var_L1"]
+    assert 2.5 < summary["grad_var_ratio_L1_over_L5"] < 10
+    assert 10 < summary["grad_var_ratio_L1_over_L20"] < 40
+    assert summary["grad_snr_L20"] > summary["grad_snr_L1"]
+
+
+def test_closed_form_kl_has_the_smaller_gradient_variance(summary):
+    # Problem 1.7: the closed-form KL's gradient is exact, the Monte-Carlo one noisy
+    assert summary["grad_var_elbo_mc_kl"] > summary["grad_var_elbo_analytic_kl"]
+    assert summary["grad_var_elbo_analytic_kl"] == summary["grad_var_L1"]  # the same ε
+    assert summary["grad_var_ratio_mc_over_analytic_encoder"] > 1
+    # the KL does not reach the decoder: with the same ε its gradient is the same, draw for draw
+    assert summary["grad_var_ratio_mc_over_analytic_decoder"] == pytest.approx(1.0, rel=1e-6)
+    assert summary["grad_var_kl_term_analytic"] == 0
+    assert summary["grad_var_kl_term_mc"] > 0
+    assert summary["closed_form_kl_is_less_noisy"] is True
+
+
+def test_importance_sampled_likelihood_is_above_the_elbo(summary):
+    # Understanding Deep Learning, ch. 17, "VAE applications [1]": log (1/K) Σ w_k is a
+    # tighter lower bound than the ELBO
+    assert math.isfinite(summary["test_nll"]) and summary["test_nll"] > 0
+    assert summary["n_test"] == 300
+    assert summary["test_is_minus_elbo"] > 0
+    assert -summary["test_nll"] > summary["test_elbo"]
+    assert summary["test_is_above_elbo_fraction"] > 0.5
+    curve = summary["is_curve_log_px"]
+    assert summary["is_curve_k"] == [1, 3, 10, 30, 100]  # the K up to NLL_K
+    assert len(curve) == 5 and curve[-1] > curve[0]
+    assert 0 <= summary["active_units"] <= 20
+    assert summary["torch_reference_nll"] is None  # no PyTorch number for 1 epoch
+    assert summary["literature_nll"] == 89.8
+
+
+def test_lesson_reads_as_a_notebook():
+    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 600
+    assert "__file__" not in text and "sys.argv" not in text  # neither exists in a kernel
+    assert f"python lessons/{FILENAME} [--quick]" in ast.get_docstring(ast.parse(text))
+    # the first code cell: the docstring, then only plain assignments of the settings
+    body = ast.parse(text.split("# %%\n")[1]).body
+    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
+    assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "DATASET", "OUT",
+                                                   "EPOCHS", "NLL_K"}  # fmt: skip
+    # three parts, each opening with the question it answers and asking for a prediction
+    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
+    assert len(parts) == 3 and all(p.endswith("?") for p in parts)
+    assert text.count("*Predict:*") == 3
+    for cited in ("Problem 1.4", "Problem 1.7", "\"VAE applications [1]\"", "Burda et al. 2015",
+                  "../docs/ERRATA.md#e9-monte-carlo-average-divides-by-n-instead-of-l",
+                  "ERRATA.md#e12-what-is-intractable-is-the-integral"):  # fmt: skip
+        assert cited in text, cited
+    assert "seed 00" not in text and "DESIGN.md" not in text
+    assert "common.pick(((400,), (64,)), QUICK)" in text  # 784-400-20, quick 784-64-20
