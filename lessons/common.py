@@ -493,5 +493,69 @@ def bar_panels(path, title: str, names, panels, colours=None):
         ax.grid(alpha=0.3, axis="y")
         if line and line[0] is not None:
             ax.axhline(line[0], color="0.3", linestyle="--", linewidth=1)
+
+# --------------------------------------------------------------------------- lesson 06 (M2)
+
+
+def label_effect(decode, latent: int, n_classes: int, rng, n_styles: int = 10):
+    """How much the label steers a conditional decoder: (ratio, the conditional grid).
+
+    decode(z, y): host codes (N, latent) and labels (N,) -> host images (N, D). n_styles codes
+    z ~ N(0, I) are decoded with every class; the grid is (n_classes * n_styles, D), row
+    c * n_styles + j holding g(z_j, c). The ratio is mean ‖g(z, y) − g(z, y')‖² over y ≠ y'
+    (same z) over mean ‖g(z, y) − g(z', y)‖² over z ≠ z' (same y): near 0 when the decoder
+    ignores y, near 1 or above when y changes the image as much as z does.
+    """
+    z = rng.standard_normal((n_styles, latent))  # one style per column
+    grid = decode(np.tile(z, (n_classes, 1)), np.repeat(np.arange(n_classes), n_styles))
+    cells = grid.reshape(n_classes, n_styles, -1)  # [y, z_j]
+    over_y = np.mean([np.sum((cells[a] - cells[b]) ** 2, axis=-1).mean()
+                      for a in range(n_classes) for b in range(n_classes) if a != b])
+    over_z = np.mean([np.sum((cells[:, a] - cells[:, b]) ** 2, axis=-1).mean()
+                      for a in range(n_styles) for b in range(n_styles) if a != b])  # fmt: skip
+    return float(over_y / over_z), grid
+
+
+def error_bars(values: dict, references, path, title: str, ylabel: str):
+    """One bar per entry of values (label -> share in [0, 1]), written on it in %, beside
+    horizontal reference lines ``references``: (level, line style, legend text) each, e.g. the
+    errors that papers report. Saved and, in a kernel, shown."""
+    from matplotlib.figure import Figure
+
+    colours = ["tab:blue", "tab:cyan", "tab:orange", "tab:red", "tab:gray", "tab:green"]
+    fig = Figure(figsize=(11.0, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    bars = ax.bar(range(len(values)), list(values.values()), alpha=0.85,
+                  color=[colours[i % len(colours)] for i in range(len(values))])  # fmt: skip
+    ax.bar_label(bars, labels=[f"{100 * v:.1f} %" for v in values.values()], padding=2)
+    for level, style, text in references:
+        ax.axhline(level, color="0.35", linestyle=style, linewidth=1.1, label=text)
+    ax.set_xticks(range(len(values)), list(values))
+    ax.set(ylim=(0, 1.0), ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="upper left")
+    return save_figure(fig, path)
+
+
+def confusion_matrices(predictions: dict, truth, n_classes: int, path, title: str):
+    """One confusion matrix per entry of predictions (name -> predicted classes (N,)) against
+    the true classes (N,): rows are true classes, shaded by share, with the counts written in.
+    Saved and, in a kernel, shown."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.0 * len(predictions), 5.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(predictions)))
+    for ax, (name, pred) in zip(axes, predictions.items()):
+        counts = np.zeros((n_classes, n_classes), dtype=np.int64)  # [true, predicted]
+        np.add.at(counts, (np.asarray(truth), np.asarray(pred)), 1)
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        for i, j in zip(*np.nonzero(counts)):
+            ax.text(j, i, f"{counts[i, j]}", ha="center", va="center", fontsize=6,
+                    color="white" if shares[i, j] > 0.5 else "black")  # fmt: skip
+        error = 1.0 - np.trace(counts) / counts.sum()
+        ax.set(xticks=range(n_classes), yticks=range(n_classes), xlabel="predicted class",
+               ylabel="true class", title=f"{name}: test error {100 * error:.1f} %")  # fmt: skip
+    fig.colorbar(image, ax=axes, shrink=0.8, label="share of the true class's images")
     fig.suptitle(title)
     return save_figure(fig, path)

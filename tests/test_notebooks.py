@@ -30,6 +30,7 @@ NOTEBOOK_LESSONS = [
     "03_vae_estimators_and_likelihood.py",
     "04_beta_vae.py",
     "05_conditional_vae.py",
+    "06_semi_supervised_vae.py",
     "07_semi_supervised_regression.py",
     "08_full_covariance_and_amortization.py",
 ]
