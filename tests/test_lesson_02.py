@@ -29,7 +29,7 @@ VERDICTS = (
     "vae_codes_closer_to_the_prior",
     "z20_beats_z2",
     "kl_falls_as_sigma_grows",
-    "error_grows_as_sigma_grows",
+    "sigma_1_blurs_more",
     "gaussian_nll_is_the_alpha_cost",
 )
 
