@@ -409,8 +409,9 @@ for key, label, model in zip(keys, labels, models):
 kls, ses = stats["kl"][: len(SIGMAS)], stats["se"][: len(SIGMAS)]
 lesson.verdict("kl_falls_as_sigma_grows", bool(np.all(np.diff(kls) < 0)),
                "the KL falls as σ grows (α shrinks)")
-lesson.verdict("error_grows_as_sigma_grows", bool(np.all(np.diff(ses) > 0)),
-               "the reconstructions' squared error grows with σ")
+# (between σ = 0.05 and 0.2 the squared error hardly moves: both make it expensive)
+lesson.verdict("sigma_1_blurs_more", ses[-1] > ses[0],
+               "σ = 1 reconstructs with a larger squared error than σ = 0.05")
 lesson.verdict("gaussian_nll_is_the_alpha_cost",
                max(lesson.numbers[f"sigma_{s:g}_nll_minus_alpha_se"] for s in SIGMAS) < 1e-4,
                "−log p(x|z) = α‖x − g(z)‖² + (D/2) log 2πσ² for every σ")  # fmt: skip
@@ -445,12 +446,13 @@ common.bar_panels(
 # %% [markdown]
 # ## In short
 # What the full run on MNIST shows (lessons/README.md has the numbers): the ELBO by hand is
-# the library's to rounding; the VAE's 2-D codes sit close to N(0, I), the autoencoder's do
-# not; the decoded 2-D manifold morphs smoothly, and z = 20 reaches a much higher ELBO than
-# z = 2; as σ grows the KL falls and the reconstructions blur, and the Gaussian decoders'
-# codes fill only part of N(0, I), so their prior samples are speckle while samples from the
-# fitted Gaussian show what they learned. Lesson 03 measures how well the VAE learns: the
-# gradient's noise, and the test log-likelihood.
+# the library's to rounding; the VAE's 2-D codes sit much closer to N(0, I) than the
+# autoencoder's (though not on it); the decoded 2-D manifold morphs smoothly, and z = 20
+# reaches a much higher ELBO than z = 2; as σ grows the KL falls (112, 67, 11 nats) and, from
+# σ = 0.2 to 1, the reconstructions blur; the Gaussian decoders' codes fill only part of
+# N(0, I), so their prior samples are speckle while samples from the fitted Gaussian show what
+# they learned. Lesson 03 measures how well the VAE learns: the gradient's noise, and the
+# test log-likelihood.
 
 # %%
 n = lesson.numbers

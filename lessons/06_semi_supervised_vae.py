@@ -551,7 +551,7 @@ common.confusion_matrices(
 
 # %%
 def pct(key: str) -> str:
-    return f"{100 * n[key]:.1f} %"
+    return f"{100 * n[key]:.2f} %"
 
 
 worst = max(n[f"by_hand_minus_library_{k}"] for k in ("L", "U", "J", "grad"))
@@ -570,14 +570,14 @@ lesson.verdict("beta_z_decoder_uses_y", n["label_effect_full"] > n["label_effect
                f"J (label effect {n['label_effect_full']:.2f} against "
                f"{n['label_effect_paper']:.2f})")  # fmt: skip
 lesson.verdict("samples_have_their_class", n["sample_agreement_full"] > 0.9,
-               f"q(y|x) labels {pct('sample_agreement_full')} of the conditional samples with "
-               "their class (over 90 %)")  # fmt: skip
+               "q(y|x) labels over 90 % of the conditional samples with their class "
+               f"({pct('sample_agreement_full')})")  # fmt: skip
 lesson.verdict("sampled_y_worse_than_labels_only",
                n["test_error_sampled_y"] > n["test_error_labels_only"],
                f"sampling y ({pct('test_error_sampled_y')}) ends worse than the labels alone")
 lesson.verdict("alpha0_behind_but_far_from_chance",
                n["val_error_full_at_ablation_epochs"] < n["val_error_alpha0"] < 0.5,
-               f"α = 0 is behind the full model after {ablation_epochs} epochs (validation "
-               f"error {pct('val_error_alpha0')} against "
-               f"{pct('val_error_full_at_ablation_epochs')}), and far from chance")  # fmt: skip
+               f"α = 0 is behind the full model after {ablation_epochs} epochs, yet far from "
+               f"chance (validation error {pct('val_error_alpha0')}, below 50 %, against "
+               f"{pct('val_error_full_at_ablation_epochs')})")  # fmt: skip
 summary = lesson.finish()
