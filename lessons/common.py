@@ -493,6 +493,9 @@ def bar_panels(path, title: str, names, panels, colours=None):
         ax.grid(alpha=0.3, axis="y")
         if line and line[0] is not None:
             ax.axhline(line[0], color="0.3", linestyle="--", linewidth=1)
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
 
 # --------------------------------------------------------------------------- lesson 06 (M2)
 
