@@ -6,7 +6,7 @@ with  log p(x) = log N(x | b, W W^T + s^2 I)  and the posterior
     p(z | x) = N(M^-1 W^T (x - b), s^2 M^-1),   M = W^T W + s^2 I.
 Its expected reconstruction term is closed form too:
     E_q ||x - W z - b||^2 = ||x - W mu_q - b||^2 + tr(W Sigma_q W^T).
-So the ELBO the library computes (seed 003: ELBO = log p(x) - KL(q || p(z | x)))
+So the ELBO the library computes (Understanding Deep Learning, ch. 17: ELBO = log p(x) - KL(q || p(z | x)))
 can be checked to rounding error, not to Monte-Carlo error. The last test checks
 M2's unlabelled bound against its definition, with the noise fixed.
 """
