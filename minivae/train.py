@@ -357,10 +357,11 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
             raise ResumeMismatch(ckpt_path, differences)
 
     splits = prepare_data(config)  # also adds the model's data-derived config entries
-    for name in RUN_FILES:  # the temporary files of a write that a killed run left half done
-        for stale in glob.glob(os.path.join(glob.escape(out_dir), f".{name}.*.tmp")):
-            with contextlib.suppress(OSError):
-                os.remove(stale)
+    # the temporary files (minivae.files: ".NAME.PID.HEX.tmp") of writes a killed run left half
+    # done: the run files, the figures, the command's summary.json
+    for stale in glob.glob(os.path.join(glob.escape(out_dir), ".*.*.tmp")):
+        with contextlib.suppress(OSError):
+            os.remove(stale)
     if not resume:
         for name in (*RUN_FILES, *replace):  # a fresh run replaces an earlier one's files
             with contextlib.suppress(FileNotFoundError):
