@@ -104,7 +104,7 @@ model, history, train_seconds = common.train_and_load(
     lesson, "vae_training", CONFIG, train_ds.name, epochs=EPOCHS_USED, limit=LIMIT_TRAIN, n_val=0
 )  # fmt: skip
 lesson.report("epochs", EPOCHS_USED, "epochs trained")
-lesson.report("train_seconds", round(train_seconds, 1), "training wall time (s)")
+lesson.report("train_seconds", train_seconds, "training wall time (s)")
 common.show(plots.training_curves(
     history, lesson.path("0_training_curves.png"),
     f"The {LAYERS} VAE on all training images, dynamically binarized: training ELBO = "
@@ -355,7 +355,7 @@ lesson.report("test_is_above_elbo_fraction", float(np.mean(log_px > elbo)),
               "  ... fraction of test images with log p̂(x) > their one-sample ELBO")
 lesson.report("active_units", active_units(mu, ACTIVE_THRESHOLD),
               f"active units of {LATENT} (Cov_x(E_q[z_u]) > {ACTIVE_THRESHOLD})")  # fmt: skip
-lesson.report("eval_seconds", round(eval_seconds, 1), "importance-sampling wall time (s)")
+lesson.report("eval_seconds", eval_seconds, "importance-sampling wall time (s)")
 lesson.report("torch_reference_nll", reference,
               f"PyTorch, same protocol, {EPOCHS_USED} epochs, K = 1000 (None: not measured "
               "for this number of epochs or this data set)")  # fmt: skip

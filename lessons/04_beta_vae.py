@@ -158,7 +158,7 @@ def sweep(tag, dataset, betas, x_test, epochs, limit, binarize):
         lesson.report(f"{k}_neg_elbo", -terms["elbo"], "  ... −ELBO = R + D")
         lesson.report(f"{k}_active_units", int((activity > ACTIVE_THRESHOLD).sum()),
                       f"  ... active units of {LATENT}")  # fmt: skip
-        lesson.report(f"{k}_seconds", round(time.perf_counter() - t0, 1), "  ... seconds")
+        lesson.report(f"{k}_seconds", time.perf_counter() - t0, "  ... seconds")
         results[beta] = {"model": model, "activity": activity}
     n = lesson.numbers
     common.show(plots.rate_distortion(

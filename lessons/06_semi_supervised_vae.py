@@ -360,7 +360,7 @@ full, history, seconds = train_m2("m2_full", m2_config(), epochs)
 terms = evaluate(full, x_test, y_test)  # both bounds on the test images, nats per image
 lesson.report("epochs", epochs, "epochs of the lesson's M2 (and of the paper's J)")
 lesson.report("beta_z", full.beta, "β_z, the weight of KL(q(z|x,y) ‖ p(z)) in training")
-lesson.report("train_seconds", round(seconds, 1), "its training wall time (s)")
+lesson.report("train_seconds", seconds, "its training wall time (s)")
 lesson.report("n_test", len(x_test), "test images")
 lesson.report("test_error", test_error(full), "test error of q(y|x), argmax over y")
 lesson.report("val_error_per_epoch", [float(f"{r['val_error']:.6g}") for r in history],
@@ -398,7 +398,7 @@ lesson.report("test_error_paper", test_error(paper),
               "test error, the paper's J (β_z = 1), as many epochs")  # fmt: skip
 lesson.report("val_error_per_epoch_paper", [float(f"{r['val_error']:.6g}") for r in paper_history],
               "  ... its validation error after each epoch")  # fmt: skip
-lesson.report("train_seconds_paper", round(seconds, 1), "  ... training wall time (s)")
+lesson.report("train_seconds_paper", seconds, "  ... training wall time (s)")
 lesson.report("label_effect_paper", common.label_effect(lambda z, y: common.decode(paper, z, y),
                                                         paper.latent, N_CLASSES, rng)[0],
               "  ... its label effect (≈ 0: the decoder ignores y; Part 4)")  # fmt: skip
@@ -511,7 +511,7 @@ for key, (label, extra) in variants.items():
                                                        ablation_epochs)  # fmt: skip
     ablations[key] = model
     lesson.report(f"test_error_{key}", test_error(model), f"test error, {label}")
-    lesson.report(f"train_seconds_{key}", round(seconds, 1), "  ... training wall time (s)")
+    lesson.report(f"train_seconds_{key}", seconds, "  ... training wall time (s)")
     lesson.report(f"sum_over_y_{key}", model.sum_over_y, "  ... sum_over_y")
     lesson.report(f"alpha_{key}", model.classification_weight, "  ... α")
     lesson.report(f"sample_agreement_{key}", sample_agreement(model, N_AGREEMENT),

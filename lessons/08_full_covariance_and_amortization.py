@@ -345,7 +345,7 @@ for c in ("diagonal", "full"):
     lesson.report(f"{c}_is_gap", float(log_px.mean()) - elbo_nll,
                   "  ... log p̂(x) − ELBO on those images (what q misses)")  # fmt: skip
     lesson.report(f"{c}_parameters", vaes[c].num_parameters(), "  ... parameters")
-    lesson.report(f"{c}_train_seconds", round(seconds, 1),
+    lesson.report(f"{c}_train_seconds", seconds,
                   "  ... training wall time, s (this machine, under load)")  # fmt: skip
 with mv.no_grad():
     q = vaes["full"].posterior(D.to_device(x_test[:1000]))
