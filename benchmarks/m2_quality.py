@@ -6,12 +6,12 @@
     MINIVAE_DATA=path/to/data python benchmarks/m2_quality.py --throughput   # steps per second only
     # --resume continues each draw from the checkpoint in --out (a run that was stopped)
 
-Protocol (issue "06_semi_supervised_vae", quality bar: mean test error <= 10 %):
+Protocol (quality bar: a mean test error of at most 10 %):
 M2 with 784-500-(2 x 50) encoder q(z|x,y), 50-500-784 decoder p(x|y,z), 784-500-10
 classifier q(y|x), softplus, Bernoulli pixels; the exact sum over y in U(x);
 alpha = 0.1 N / N_labelled per labelled example (= 50 for 50,000 images and 100
 labels). The KL of z is weighted beta_z = 6 in both bounds during training (--beta-z;
-1 is the paper's J; lesson 06, Part 2, says why). MNIST's 60,000 training images split
+1 is the paper's J; lesson 06, Part 3, says why). MNIST's 60,000 training images split
 into 50,000 for training and 10,000 for validation (by the draw's seed); N = 100
 class-balanced labels drawn from the 50,000 by the same seed
 (``minivae.data.labelled_subset``), the rest used without labels. Dynamically

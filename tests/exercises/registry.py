@@ -33,8 +33,10 @@ LESSONS = (
     ("02", "the VAE", "lessons/02_vae.py", (
         "bernoulli_log_prob_backward", "gaussian_log_prob_backward", "gaussian_decoder_alpha",
         "reparameterize_backward", "kl_normal_std_backward", "kl_diag", "kl_diag_backward",
-        "elbo_bernoulli", "elbo_samples", "log_px_importance", "iwae_weights",
-        "reparameterize_full_backward", "kl_full", "kl_full_backward",
+        "elbo_bernoulli",
+    )),
+    ("03", "the VAE's estimators and likelihood", "lessons/03_vae_estimators_and_likelihood.py", (
+        "elbo_samples", "log_px_importance", "iwae_weights",
     )),
     ("06", "the semi-supervised VAE (M2)", "lessons/06_semi_supervised_vae.py", (
         "cross_entropy_backward", "entropy_backward", "m2_unlabelled_bound",
@@ -42,6 +44,9 @@ LESSONS = (
     )),
     ("07", "semi-supervised regression", "lessons/07_semi_supervised_regression.py", (
         "entropy_diag", "entropy_diag_backward",
+    )),
+    ("08", "full covariance and amortization", "lessons/08_full_covariance_and_amortization.py", (
+        "reparameterize_full_backward", "kl_full", "kl_full_backward",
     )),
 )  # fmt: skip
 """(lesson number, topic, lesson file, the answer names of its exercises in the suggested order).

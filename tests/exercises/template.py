@@ -364,6 +364,10 @@ def elbo_bernoulli(x, mu, log_var, eps, W, b):
     raise NotImplementedError
 
 
+# ---------------------------------------- lesson 03: the VAE's estimators and likelihood
+# lessons/03_vae_estimators_and_likelihood.py
+
+
 def elbo_samples(x, mu, log_var, eps, W, b):
     """The L-sample ELBO estimate, all terms by Monte Carlo.
 
@@ -411,60 +415,6 @@ def iwae_weights(log_w):
     hint:    differentiate log (1/K) sum_k e^(log w_k) by log w_k: the 1/K cancels. Compute it
              without ever forming e^(log w) itself.
     returns: weights
-    """
-    raise NotImplementedError
-
-
-def reparameterize_full_backward(grad_out, mu, L, eps):
-    """Full-covariance reparameterization z = mu + L eps: dL/dmu, dL/dL.
-
-    forward: z_b = mu_b + L_b eps_b with L_b lower-triangular (Sigma = L L^T); only the lower
-             triangle of L is read (NumPy: mu + (np.tril(L) @ eps[:, :, None])[:, :, 0])
-    shapes:  mu, eps, z, grad_out (B, D) = (2, 3); L (B, D, D) = (2, 3, 3), zeros above the
-             diagonal; eps is noise and gets no gradient
-    lecture: the blog post 'Variational Autoencoders' (2018), the reparameterization trick: z =
-             mu + L eps with Sigma = L L^T; Understanding Deep Learning, ch. 17, eq. 17.25 (z =
-             mu + Sigma^(1/2) eps); Computational Intelligence Lab, Series 9, Problem 2.4 (a
-             full covariance costs O(D^2) parameters)
-    hint:    write z_bi = mu_bi + sum_j L_bij eps_bj and differentiate by L_bij: an outer
-             product of grad_out and eps per example. The forward never reads the entries above
-             the diagonal, so their gradient is 0 (np.tril).
-    returns: (d_mu, d_L)
-    """
-    raise NotImplementedError
-
-
-def kl_full(mu, L):
-    """The KL of a full-covariance Gaussian N(mu, L L^T) to N(0, I).
-
-    formula: KL = 1/2 (tr(Sigma) + mu^T mu - D - log det Sigma), Sigma = L L^T, L
-             lower-triangular with a positive diagonal, per example
-    shapes:  mu (B, D) = (2, 3); L (B, D, D) = (2, 3, 3), zeros above the diagonal; kl (B,) =
-             (2,)
-    lecture: Computational Intelligence Lab, Series 9, Problem 1.7 (the derivation starts from
-             N(z; mu, Sigma) with a general Sigma); the blog post 'Variational Autoencoders'
-             (2018): z = mu + L eps with Sigma = L L^T
-    hint:    no matrix inverse or determinant routine is needed: tr(L L^T) is the sum of the
-             squares of L's entries, and the determinant of a triangular matrix is the product
-             of its diagonal.
-    returns: kl
-    """
-    raise NotImplementedError
-
-
-def kl_full_backward(grad_out, mu, L):
-    """KL of N(mu, L L^T) to N(0, I): dKL/dmu, dKL/dL.
-
-    forward: KL = 1/2 (tr(L L^T) + mu^T mu - D - log det(L L^T)), log det(L L^T) = 2 sum_d log
-             L_dd for a triangular L; only the lower triangle of L is read
-    shapes:  mu (B, D) = (2, 3), L (B, D, D) = (2, 3, 3) with a positive diagonal and zeros
-             above it; KL and grad_out (B,) = (2,)
-    lecture: Computational Intelligence Lab, Series 9, Problem 1.7 (its derivation starts from
-             N(z; mu, Sigma) with a general Sigma); the blog post 'Variational Autoencoders'
-             (2018): Sigma = L L^T
-    hint:    tr(L L^T) is the sum of the squares of L's entries; only the diagonal entries
-             appear in the log-determinant. Entries above the diagonal get gradient 0.
-    returns: (d_mu, d_L)
     """
     raise NotImplementedError
 
@@ -587,5 +537,63 @@ def entropy_diag_backward(grad_out, mu, log_var):
     hint:    look at which parameters H depends on at all; a gradient that is zero is still an
              array of its input's shape.
     returns: (d_mu, d_log_var)
+    """
+    raise NotImplementedError
+
+
+# ---------------------------------------- lesson 08: full covariance and amortization
+# lessons/08_full_covariance_and_amortization.py
+
+
+def reparameterize_full_backward(grad_out, mu, L, eps):
+    """Full-covariance reparameterization z = mu + L eps: dL/dmu, dL/dL.
+
+    forward: z_b = mu_b + L_b eps_b with L_b lower-triangular (Sigma = L L^T); only the lower
+             triangle of L is read (NumPy: mu + (np.tril(L) @ eps[:, :, None])[:, :, 0])
+    shapes:  mu, eps, z, grad_out (B, D) = (2, 3); L (B, D, D) = (2, 3, 3), zeros above the
+             diagonal; eps is noise and gets no gradient
+    lecture: the blog post 'Variational Autoencoders' (2018), the reparameterization trick: z =
+             mu + L eps with Sigma = L L^T; Understanding Deep Learning, ch. 17, eq. 17.25 (z =
+             mu + Sigma^(1/2) eps); Computational Intelligence Lab, Series 9, Problem 2.4 (a
+             full covariance costs O(D^2) parameters)
+    hint:    write z_bi = mu_bi + sum_j L_bij eps_bj and differentiate by L_bij: an outer
+             product of grad_out and eps per example. The forward never reads the entries above
+             the diagonal, so their gradient is 0 (np.tril).
+    returns: (d_mu, d_L)
+    """
+    raise NotImplementedError
+
+
+def kl_full(mu, L):
+    """The KL of a full-covariance Gaussian N(mu, L L^T) to N(0, I).
+
+    formula: KL = 1/2 (tr(Sigma) + mu^T mu - D - log det Sigma), Sigma = L L^T, L
+             lower-triangular with a positive diagonal, per example
+    shapes:  mu (B, D) = (2, 3); L (B, D, D) = (2, 3, 3), zeros above the diagonal; kl (B,) =
+             (2,)
+    lecture: Computational Intelligence Lab, Series 9, Problem 1.7 (the derivation starts from
+             N(z; mu, Sigma) with a general Sigma); the blog post 'Variational Autoencoders'
+             (2018): z = mu + L eps with Sigma = L L^T
+    hint:    no matrix inverse or determinant routine is needed: tr(L L^T) is the sum of the
+             squares of L's entries, and the determinant of a triangular matrix is the product
+             of its diagonal.
+    returns: kl
+    """
+    raise NotImplementedError
+
+
+def kl_full_backward(grad_out, mu, L):
+    """KL of N(mu, L L^T) to N(0, I): dKL/dmu, dKL/dL.
+
+    forward: KL = 1/2 (tr(L L^T) + mu^T mu - D - log det(L L^T)), log det(L L^T) = 2 sum_d log
+             L_dd for a triangular L; only the lower triangle of L is read
+    shapes:  mu (B, D) = (2, 3), L (B, D, D) = (2, 3, 3) with a positive diagonal and zeros
+             above it; KL and grad_out (B,) = (2,)
+    lecture: Computational Intelligence Lab, Series 9, Problem 1.7 (its derivation starts from
+             N(z; mu, Sigma) with a general Sigma); the blog post 'Variational Autoencoders'
+             (2018): Sigma = L L^T
+    hint:    tr(L L^T) is the sum of the squares of L's entries; only the diagonal entries
+             appear in the log-determinant. Entries above the diagonal get gradient 0.
+    returns: (d_mu, d_L)
     """
     raise NotImplementedError
