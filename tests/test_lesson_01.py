@@ -7,13 +7,16 @@ summary.json. tests/test_notebooks.py runs it as a notebook.
 
 from __future__ import annotations
 
-import ast
 import math
-import re
 
 import numpy as np
 import pytest
-from lesson_loader import LESSONS, assert_figures, run_script
+from lesson_loader import (
+    assert_figures,
+    assert_notebook_form,
+    assert_quick_run,
+    run_script,
+)
 
 from lessons import common
 from minivae.models import build_model
@@ -56,12 +59,8 @@ def summary(run):
     return run[1]
 
 
-def test_summary_is_what_the_lesson_holds(run):
-    _, summary, namespace, _ = run
-    assert summary == namespace["summary"]
-    assert summary["lesson"] == "01_autoencoder"
-    assert summary["quick"] is True
-    assert summary["dataset"] == "fashion-mnist-builtin"
+def test_a_quick_run_records_the_lesson_and_judges_nothing(run):
+    assert_quick_run(run, "01_autoencoder", "fashion-mnist-builtin", VERDICTS)
 
 
 def test_the_command_line_set_the_first_cells_settings(run):
@@ -71,13 +70,6 @@ def test_the_command_line_set_the_first_cells_settings(run):
     assert namespace["OUT"] == str(run[0].parent)
     assert namespace["EPOCHS"] == 6 and namespace["SEED"] == 0  # the first cell's defaults
     assert namespace["LATENT"] == 2 and namespace["LIKELIHOOD"] == "mse"
-
-
-def test_quick_mode_says_what_it_is_and_prints_no_verdict(run):
-    printed = run[3]
-    assert "QUICK mode" in printed.split("Part 1")[0]  # said before any number
-    assert not re.search(r"\b(NOT )?met\b", printed)
-    assert all(isinstance(run[1][key], bool) for key in VERDICTS)  # recorded all the same
 
 
 def test_every_figure_exists_and_is_a_png(run):
@@ -183,22 +175,12 @@ def test_shared_helpers_encode_decode_and_the_gaussian_kl():
 
 
 def test_lesson_reads_as_a_notebook():
-    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
-    assert len(text.splitlines()) < 600
-    assert "__file__" not in text and "sys.argv" not in text  # neither exists in a kernel
-    assert "python lessons/01_autoencoder.py [--quick]" in ast.get_docstring(ast.parse(text))
-    # the first code cell: the docstring, then only plain assignments of the settings
-    first_code = text.split("# %%\n")[1]
-    body = ast.parse(first_code).body
-    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
-    assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "DATASET", "OUT",
-                                                   "EPOCHS"}  # fmt: skip
-    # five parts, each opening with the question it answers and asking for a prediction
-    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
-    assert len(parts) == 5 and all(p.endswith("?") for p in parts)
-    assert text.count("*Predict:*") == 5
-    for cited in ("PGM Lecture 30", '"Generating Data Using Autoencoders"',
-                  "Computational Intelligence Lab, Series 9", "Fig. 1a", "Problem 1.7",
-                  "docs/ERRATA.md#e10-", "docs/ERRATA.md#e14-"):  # fmt: skip
-        assert cited in text, cited
-    assert not re.search(r"seed 0{2}\d", text) and "DESIGN.md" not in text  # no file ids
+    assert_notebook_form(FILENAME, {"DATASET", "EPOCHS"}, 5, cited=(
+        "PGM Lecture 30",
+        '"Generating Data Using Autoencoders"',
+        "Computational Intelligence Lab, Series 9",
+        "Fig. 1a",
+        "Problem 1.7",
+        "docs/ERRATA.md#e10-",
+        "docs/ERRATA.md#e14-",
+    ))  # fmt: skip

@@ -7,12 +7,15 @@ tests/test_notebooks.py runs it as a notebook.
 
 from __future__ import annotations
 
-import ast
 import math
-import re
 
 import pytest
-from lesson_loader import LESSONS, assert_figures, run_script
+from lesson_loader import (
+    assert_figures,
+    assert_notebook_form,
+    assert_quick_run,
+    run_script,
+)
 
 FILENAME = "02_vae.py"
 FIGURES = {
@@ -47,12 +50,11 @@ def summary(run):
     return run[1]
 
 
-def test_summary_is_what_the_lesson_holds(run):
-    _, summary, namespace, _ = run
-    assert summary == namespace["summary"]
-    assert summary["lesson"] == "02_vae"
-    assert summary["quick"] is True
-    assert summary["dataset"] == "fashion-mnist-builtin"
+def test_a_quick_run_records_the_lesson_and_judges_nothing(run):
+    assert_quick_run(run, "02_vae", "fashion-mnist-builtin", VERDICTS)
+    summary = run[1]
+    # these two hold at any size; the others need the full run
+    assert summary["by_hand_is_the_library"] and summary["gaussian_nll_is_the_alpha_cost"]
 
 
 def test_the_command_line_set_the_first_cells_settings(run):
@@ -62,16 +64,6 @@ def test_the_command_line_set_the_first_cells_settings(run):
     assert namespace["DATASET"] == "fashion-mnist-builtin"
     assert namespace["EPOCHS"] == 3  # from --epochs; QUICK trains each small model 1 epoch
     assert namespace["SMALL"]["epochs"] == 1
-
-
-def test_quick_mode_says_what_it_is_and_prints_no_verdict(run):
-    printed, summary = run[3], run[1]
-    assert "QUICK mode" in printed.split("Part 1")[0]  # said before any number
-    assert "the code runs, not what the lesson concludes" in printed
-    assert not re.search(r"\b(NOT )?met\b", printed)
-    assert all(isinstance(summary[key], bool) for key in VERDICTS)  # recorded all the same
-    # these two hold at any size; the others need the full run
-    assert summary["by_hand_is_the_library"] and summary["gaussian_nll_is_the_alpha_cost"]
 
 
 def test_every_figure_exists_and_is_a_png(run):
@@ -120,7 +112,9 @@ def test_latent_space_numbers(summary):
     assert summary["vae_codes_closer_to_the_prior"] == (
         summary["vae2_code_gaussian_kl"] < summary["ae2_code_gaussian_kl"]
     )
-    assert summary["z20_beats_z2"] == (summary["vae20_small_test_elbo"] > summary["vae2_small_test_elbo"])
+    assert summary["z20_beats_z2"] == (
+        summary["vae20_small_test_elbo"] > summary["vae2_small_test_elbo"]
+    )
 
 
 def test_gaussian_decoder_is_the_alpha_weighted_cost(summary, run):
@@ -140,22 +134,12 @@ def test_gaussian_decoder_is_the_alpha_weighted_cost(summary, run):
 
 
 def test_lesson_reads_as_a_notebook():
-    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
-    assert len(text.splitlines()) < 600
-    assert "__file__" not in text and "sys.argv" not in text  # neither exists in a kernel
-    assert "python lessons/02_vae.py [--quick]" in ast.get_docstring(ast.parse(text))
-    # the first code cell: the docstring, then only plain assignments of the settings
-    body = ast.parse(text.split("# %%\n")[1]).body
-    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
-    assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "DATASET", "OUT",
-                                                   "EPOCHS"}  # fmt: skip
-    # four parts, each opening with the question it answers and asking for a prediction
-    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
-    assert len(parts) == 4 and all(p.endswith("?") for p in parts)
-    assert text.count("*Predict:*") == 4
-    for cited in ("PGM Lecture 30, \"Reparameterization Trick\"", "Problem 1.7", "Fig. 1a",
-                  "Generation Samples", "../docs/ERRATA.md#e3-normaliser-of-the-gaussian-decoder",
-                  "ERRATA.md#e14-generation-does-not-run-the-encoder"):  # fmt: skip
-        assert cited in text, cited
-    assert not re.search(r"seed 0\d", text) and "DESIGN.md" not in text
+    text = assert_notebook_form(FILENAME, {"DATASET", "EPOCHS"}, 4, cited=(
+        'PGM Lecture 30, "Reparameterization Trick"',
+        "Problem 1.7",
+        "Fig. 1a",
+        "Generation Samples",
+        "../docs/ERRATA.md#e3-normaliser-of-the-gaussian-decoder",
+        "ERRATA.md#e14-generation-does-not-run-the-encoder",
+    ))  # fmt: skip
     assert "common.pick(((400,), (64,)), QUICK)" in text  # 784-400-20, quick 784-64-20

@@ -7,12 +7,15 @@ tests/test_notebooks.py runs it as a notebook.
 
 from __future__ import annotations
 
-import ast
 import math
-import re
 
 import pytest
-from lesson_loader import LESSONS, assert_figures, run_script
+from lesson_loader import (
+    assert_figures,
+    assert_notebook_form,
+    assert_quick_run,
+    run_script,
+)
 
 FILENAME = "03_vae_estimators_and_likelihood.py"
 FIGURES = {
@@ -47,12 +50,10 @@ def summary(run):
     return run[1]
 
 
-def test_summary_is_what_the_lesson_holds(run):
-    _, summary, namespace, _ = run
-    assert summary == namespace["summary"]
-    assert summary["lesson"] == "03_vae_estimators_and_likelihood"
-    assert summary["quick"] is True
-    assert summary["dataset"] == "fashion-mnist-builtin"
+def test_a_quick_run_records_the_lesson_and_judges_nothing(run):
+    assert_quick_run(run, "03_vae_estimators_and_likelihood", "fashion-mnist-builtin", VERDICTS)
+    summary = run[1]
+    assert "quality_bar" not in summary  # no PyTorch number for 1 epoch: no bar to judge
 
 
 def test_the_options_set_the_settings_and_quick_mode_shrinks_them(run, summary):
@@ -67,15 +68,6 @@ def test_a_bad_option_stops_the_lesson_before_it_trains(tmp_path, bad):
     with pytest.raises(SystemExit):
         run_script(tmp_path, FILENAME, *bad)
     assert not (tmp_path / FILENAME[:-3] / "vae_training").exists()
-
-
-def test_quick_mode_says_what_it_is_and_prints_no_verdict(run, summary):
-    printed = run[3]
-    assert "QUICK mode" in printed.split("Part 1")[0]  # said before any number
-    assert "the code runs, not what the lesson concludes" in printed
-    assert not re.search(r"\b(NOT )?met\b", printed)
-    assert all(isinstance(summary[key], bool) for key in VERDICTS)  # recorded all the same
-    assert "quality_bar" not in summary  # no PyTorch number for 1 epoch: no bar to judge
 
 
 def test_every_figure_exists_and_is_a_png(run):
@@ -127,22 +119,12 @@ def test_importance_sampled_likelihood_is_above_the_elbo(summary):
 
 
 def test_lesson_reads_as_a_notebook():
-    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
-    assert len(text.splitlines()) < 600
-    assert "__file__" not in text and "sys.argv" not in text  # neither exists in a kernel
-    assert f"python lessons/{FILENAME} [--quick]" in ast.get_docstring(ast.parse(text))
-    # the first code cell: the docstring, then only plain assignments of the settings
-    body = ast.parse(text.split("# %%\n")[1]).body
-    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
-    assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "DATASET", "OUT",
-                                                   "EPOCHS", "NLL_K"}  # fmt: skip
-    # three parts, each opening with the question it answers and asking for a prediction
-    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
-    assert len(parts) == 3 and all(p.endswith("?") for p in parts)
-    assert text.count("*Predict:*") == 3
-    for cited in ("Problem 1.4", "Problem 1.7", "\"VAE applications [1]\"", "Burda et al. 2015",
-                  "../docs/ERRATA.md#e9-monte-carlo-average-divides-by-n-instead-of-l",
-                  "ERRATA.md#e12-what-is-intractable-is-the-integral"):  # fmt: skip
-        assert cited in text, cited
-    assert not re.search(r"seed 0\d", text) and "DESIGN.md" not in text
+    text = assert_notebook_form(FILENAME, {"DATASET", "EPOCHS", "NLL_K"}, 3, cited=(
+        "Problem 1.4",
+        "Problem 1.7",
+        '"VAE applications [1]"',
+        "Burda et al. 2015",
+        "../docs/ERRATA.md#e9-monte-carlo-average-divides-by-n-instead-of-l",
+        "ERRATA.md#e12-what-is-intractable-is-the-integral",
+    ))  # fmt: skip
     assert "common.pick(((400,), (64,)), QUICK)" in text  # 784-400-20, quick 784-64-20

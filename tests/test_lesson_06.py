@@ -7,13 +7,17 @@ summary.json. tests/test_notebooks.py runs it as a notebook.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
-import re
 
 import pytest
-from lesson_loader import LESSONS, assert_figures, run_script
+from lesson_loader import (
+    LESSONS,
+    assert_figures,
+    assert_notebook_form,
+    assert_quick_run,
+    run_script,
+)
 
 FILENAME = "06_semi_supervised_vae.py"
 FIGURES = {
@@ -57,13 +61,14 @@ def is_multiple(value: float, n: int) -> bool:
     return math.isclose(value * n, round(value * n), abs_tol=1e-3)
 
 
-def test_summary_is_what_the_lesson_holds(run):
-    _, summary, namespace, _ = run
-    assert summary == namespace["summary"]
-    assert summary["lesson"] == "06_semi_supervised_vae" and summary["quick"] is True
-    assert summary["dataset"] == "fashion-mnist-builtin"  # recorded by lesson.dataset_used
+def test_a_quick_run_records_the_lesson_and_judges_nothing(run):
+    assert_quick_run(run, "06_semi_supervised_vae", "fashion-mnist-builtin", VERDICTS)
+    summary = run[1]
+    namespace = run[2]
     assert summary["epochs"] == namespace["epochs"] == 1  # EPOCHS = None: 1 in quick mode
     assert summary["ablation_epochs"] == namespace["ablation_epochs"] == 1
+    # the claims that hold at any size: the bounds by hand, and U below its best value
+    assert summary["by_hand_is_the_library"] is True and summary["u_below_its_best"] is True
 
 
 def test_the_command_line_set_the_first_cells_settings(run):
@@ -72,15 +77,6 @@ def test_the_command_line_set_the_first_cells_settings(run):
     assert namespace["OUT"] == str(run[0].parent)
     assert namespace["DATASET"] == "fashion-mnist-builtin"
     assert namespace["EPOCHS"] is None and namespace["SEED"] == 0  # the first cell's defaults
-
-
-def test_quick_mode_says_what_it_is_and_prints_no_verdict(run):
-    summary, printed = run[1], run[3]
-    assert "QUICK mode" in printed.split("Part 1")[0]
-    assert not re.search(r"\b(NOT )?met\b", printed)
-    assert all(isinstance(summary[key], bool) for key in VERDICTS)  # recorded all the same
-    # the claims that hold at any size: the bounds by hand, and U below its best value
-    assert summary["by_hand_is_the_library"] is True and summary["u_below_its_best"] is True
 
 
 def test_every_figure_is_a_png(run):
@@ -136,8 +132,10 @@ def test_errors_are_shares_of_the_test_set(run):
     for key in ("sample_agreement_full", "sample_agreement_sampled_y", "sample_agreement_alpha0"):
         assert 0.0 <= s[key] <= 1.0 and is_multiple(s[key], namespace["N_AGREEMENT"]), key
     assert len(s["val_error_per_epoch"]) == len(s["val_error_per_epoch_paper"]) == s["epochs"]
-    assert s["val_error_full_at_ablation_epochs"] == s["val_error_per_epoch"][
-        min(s["ablation_epochs"], s["epochs"]) - 1]
+    assert (
+        s["val_error_full_at_ablation_epochs"]
+        == s["val_error_per_epoch"][min(s["ablation_epochs"], s["epochs"]) - 1]
+    )
     assert s["val_error_alpha0"] == pytest.approx(
         json.loads((run[0] / "m2_alpha0" / "metrics.jsonl").read_text().splitlines()[-1])[
             "val_error"], rel=1e-5)  # fmt: skip
@@ -175,27 +173,12 @@ def test_test_bounds_are_finite_log_likelihood_bounds(summary):
 
 
 def test_lesson_reads_as_a_notebook():
-    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
-    assert len(text.splitlines()) < 600
-    assert "__file__" not in text and "sys.argv" not in text and "def main(" not in text
-    assert "python lessons/06_semi_supervised_vae.py [--quick]" in ast.get_docstring(
-        ast.parse(text)
-    )
-    # the first code cell: the docstring, then only plain assignments of the settings
-    first_code = text.split("# %%\n")[1]
-    body = ast.parse(first_code).body
-    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
-    names = {s.targets[0].id for s in body[1:]}
-    assert names >= {"QUICK", "SEED", "DEVICE", "DATASET", "OUT", "PROGRESS", "EPOCHS",
-                     "ABLATION_EPOCHS"}  # fmt: skip
-    # five parts, each opening with the question it answers and asking for a prediction
-    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
-    assert len(parts) == 5 and all(p.endswith("?") for p in parts)
-    assert text.count("*Predict:*") == 5
-    assert "VAE Extensions slides" in text and "Kingma et al. 2014" in text
-    for entry in ("e21-plus-kl-in-the-labelled-bound", "e23-the-unlabelled-bound-is-on-log-p-of-x"):
-        assert f"../docs/ERRATA.md#{entry}" in text
-    assert not re.search(r"seed 0{2}\d", text) and "DESIGN.md" not in text  # no file ids
+    assert_notebook_form(FILENAME, {"DATASET", "PROGRESS", "EPOCHS", "ABLATION_EPOCHS"}, 5, cited=(
+        "VAE Extensions slides",
+        "Kingma et al. 2014",
+        "../docs/ERRATA.md#e21-plus-kl-in-the-labelled-bound",
+        "../docs/ERRATA.md#e23-the-unlabelled-bound-is-on-log-p-of-x",
+    ))  # fmt: skip
 
 
 def test_the_claim_about_the_paper_s_j_sits_in_one_marked_cell():

@@ -6,13 +6,16 @@ claim against summary.json. tests/test_notebooks.py runs it as a notebook.
 
 from __future__ import annotations
 
-import ast
 import itertools
 import math
-import re
 
 import pytest
-from lesson_loader import LESSONS, assert_figures, run_script
+from lesson_loader import (
+    assert_figures,
+    assert_notebook_form,
+    assert_quick_run,
+    run_script,
+)
 
 FILENAME = "08_full_covariance_and_amortization.py"
 FIGURES = {
@@ -41,30 +44,23 @@ def summary(run):
     return run[1]
 
 
-def test_summary_is_what_the_lesson_holds(run):
-    _, summary, namespace, _ = run
-    assert summary == namespace["summary"]
-    assert summary["lesson"] == "08_full_covariance_and_amortization"
-    assert summary["quick"] is True
-    assert summary["dataset"] in ("mnist", "fashion-mnist-builtin")  # what was loaded
+def test_a_quick_run_records_the_lesson_and_judges_nothing(run):
+    assert_quick_run(
+        run, "08_full_covariance_and_amortization", ("mnist", "fashion-mnist-builtin"), VERDICTS
+    )
+    summary = run[1]
+    assert all(summary[key] is True for key in VERDICTS)
+    # timings, and claims about training that quick mode's budget cannot decide: only recorded
+    for key in ("full_covariance_costs_d_squared", "encoder_is_much_cheaper",
+                "full_vae_uses_correlations", "full_covariance_gains_less_than_the_encoder_loses",
+                "amortization_gap_dominates"):  # fmt: skip
+        assert isinstance(summary[key], bool), key
 
 
 def test_the_command_line_set_the_first_cells_settings(run):
     namespace = run[2]
     assert namespace["QUICK"] is True and namespace["OUT"] == str(run[0].parent)
     assert (namespace["EPOCHS"], namespace["LATENT"], namespace["NLL_K"]) == (3, 20, 200)
-
-
-def test_quick_mode_says_what_it_is_and_prints_no_verdict(run):
-    printed = run[3]
-    assert "QUICK mode" in printed.split("Part 1")[0]
-    assert not re.search(r"\b(NOT )?met\b", printed)
-    assert all(run[1][key] is True for key in VERDICTS)  # recorded all the same
-    # timings, and claims about training that quick mode's budget cannot decide: only recorded
-    for key in ("full_covariance_costs_d_squared", "encoder_is_much_cheaper",
-                "full_vae_uses_correlations", "full_covariance_gains_less_than_the_encoder_loses",
-                "amortization_gap_dominates"):  # fmt: skip
-        assert isinstance(run[1][key], bool), key
 
 
 def test_every_figure_exists_and_is_a_png(run):
@@ -119,21 +115,13 @@ def test_per_example_inference_recovers_the_amortization_gap(summary):
 
 
 def test_lesson_reads_as_a_notebook():
-    text = (LESSONS / FILENAME).read_text(encoding="utf-8")
-    assert len(text.splitlines()) < 600
-    assert "__file__" not in text and "sys.argv" not in text
-    assert f"python lessons/{FILENAME} [--quick]" in ast.get_docstring(ast.parse(text))
-    first_code = text.split("# %%\n")[1]
-    body = ast.parse(first_code).body
-    assert isinstance(body[0], ast.Expr) and all(isinstance(s, ast.Assign) for s in body[1:])
-    assert {s.targets[0].id for s in body[1:]} >= {"QUICK", "SEED", "DEVICE", "DATASET", "OUT"}
-    parts = re.findall(r"^# ## Part \d: (.*)$", text, flags=re.MULTILINE)
-    assert len(parts) == 4 and all(p.endswith("?") for p in parts)
-    assert text.count("*Predict:*") == 4
-    for source in ("PGM Lecture 30", "Computational Intelligence Lab, Series 9",
-                   "the blog post 'Variational Autoencoders' (2018)",
-                   "Understanding Deep Learning, eq. 17.25"):  # fmt: skip
-        assert source in text, source
-    for op in ("ops.reparameterize_full", "ops.kl_full_std", "ops.cholesky_factor", "FullGaussian"):
-        assert op in text, op
-    assert not re.search(r"seed 0{2}\d", text) and "DESIGN.md" not in text  # no file ids
+    assert_notebook_form(FILENAME, {"DATASET"}, 4, cited=(
+        "PGM Lecture 30",
+        "Computational Intelligence Lab, Series 9",
+        "the blog post 'Variational Autoencoders' (2018)",
+        "Understanding Deep Learning, eq. 17.25",
+        "ops.reparameterize_full",
+        "ops.kl_full_std",
+        "ops.cholesky_factor",
+        "FullGaussian",
+    ))  # fmt: skip

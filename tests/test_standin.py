@@ -25,7 +25,7 @@ import fake_cupy as cp
 import numpy as np
 import pytest
 from conftest import GPU_SKIP_REASON, gpu_available
-from lesson_loader import LESSONS, run_quick
+from lesson_loader import LESSONS, run_script
 
 import minivae as mv
 from minivae import backend as B
@@ -319,7 +319,7 @@ def test_the_command_line_trains_evaluates_and_samples_on_the_device(device, tmp
 def test_every_lesson_runs_quick_on_the_gpu(filename, tmp_path):
     if not gpu_available():
         pytest.skip(GPU_SKIP_REASON)
-    folder, summary, _, _ = run_quick(tmp_path, filename, "--device", "gpu",
+    folder, summary, _, _ = run_script(tmp_path, filename, "--device", "gpu",
                                       "--dataset", "fashion-mnist-builtin", "--no-progress")  # fmt: skip
     assert summary["quick"] is True and len(summary) > 5
     assert any(folder.glob("*.png")), f"{filename} drew no figure"
