@@ -2,13 +2,15 @@
 
     MINIVAE_DATA=path/to/data python benchmarks/quality_vae.py --milestones 10 30 100 --k 1000 --k-final 5000
 
-Protocol (issue "Lessons 00-02", quality bar): 784-400-20 VAE, relu, Bernoulli
+Protocol (the quality bar of lessons 02-03): 784-400-20 VAE, relu, Bernoulli
 decoder, Adam 1e-3, batch 128, dynamically binarized MNIST (all 60000 training
 images, a fresh binarization each epoch), the 10000 test images binarized once.
 One run trains to each milestone in turn (resuming exactly from its checkpoint)
 and estimates log p(x) there with K importance samples. Prints one JSON line per
 milestone with the test NLL, the ELBO, the training wall time, and the PyTorch
 reference measured on the same machine with the same protocol.
+benchmarks/quality_vae_torch.py trains the same protocol in PyTorch; --init uniform gives
+minivae PyTorch's initialisation (BENCHMARKS.md, "Quality: the lesson-02 VAE against PyTorch").
 """
 
 from __future__ import annotations
@@ -48,13 +50,16 @@ def main(argv=None) -> int:
     p.add_argument("--limit-test", type=int, default=None, help="evaluate on the first N test images")
     p.add_argument("--out", default=None, help="run folder (default: a temporary one)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", choices=["he", "uniform"], default=None,
+                   help="the layers' initialisation (default: He, the library's for relu nets; "
+                        "uniform: PyTorch's nn.Linear default)")  # fmt: skip
     args = p.parse_args(argv)
 
     out = args.out or tempfile.mkdtemp(prefix="quality-vae-")
     test = load_dataset("mnist", "test")
     x_test = binarize_fixed(test.images, seed=TEST_BINARIZATION_SEED)[: args.limit_test]
     model_config = {"kind": "vae", "x_dim": 784, "hidden": [400], "latent": 20,
-                    "activation": "relu", "likelihood": "bernoulli"}  # fmt: skip
+                    "activation": "relu", "likelihood": "bernoulli", "init": args.init}  # fmt: skip
     train_seconds = 0.0
     for k_done, epochs in enumerate(sorted(args.milestones)):
         config = TrainConfig(model=dict(model_config), dataset="mnist", epochs=epochs,
@@ -73,7 +78,8 @@ def main(argv=None) -> int:
             row = {"epochs": epochs, "k": k, "test_nll": round(nll, 2), "test_elbo": round(elbo, 2),
                    "train_seconds": round(train_seconds, 1),
                    "eval_seconds": round(time.perf_counter() - t1, 1),
-                   "n_test": len(x_test), "torch_reference_nll": TORCH_REFERENCE.get(epochs, {}).get(k),
+                   "n_test": len(x_test), "seed": args.seed, "init": args.init or "he",
+                   "torch_reference_nll": TORCH_REFERENCE.get(epochs, {}).get(k),
                    "date": time.strftime("%Y-%m-%d")}  # fmt: skip
             print(json.dumps(row), flush=True)
     return 0

@@ -99,8 +99,15 @@ def _parameter(array) -> Tensor:
     return Tensor(array, requires_grad=True)
 
 
+INITS = ("he", "xavier", "uniform")
+
+
 class Linear(Module):
-    """y = x @ W + b with W (n_in, n_out), initialised by He (relu nets) or Xavier (tanh, sigmoid)."""
+    """y = x @ W + b with W (n_in, n_out), initialised by He (relu nets) or Xavier (tanh, sigmoid).
+
+    init="uniform" is PyTorch's default for nn.Linear: W and b ~ U(-1/sqrt(n_in), 1/sqrt(n_in)),
+    a third of He's variance (benchmarks/BENCHMARKS.md compares the two on the VAE).
+    """
 
     def __init__(self, n_in: int, n_out: int, init: str = "he", bias: bool = True):
         if n_in <= 0 or n_out <= 0:
@@ -111,11 +118,20 @@ class Linear(Module):
         elif init == "xavier":  # uniform with Var W = 2 / (n_in + n_out) (Glorot & Bengio 2010)
             limit = math.sqrt(6.0 / (n_in + n_out))
             w = B.rng().uniform(-limit, limit, size=(n_in, n_out))
+        elif init == "uniform":  # Var W = 1 / (3 n_in), the bias drawn alike (PyTorch's default)
+            limit = 1.0 / math.sqrt(n_in)
+            w = B.rng().uniform(-limit, limit, size=(n_in, n_out))
         else:
-            raise ValueError(f"Linear: unknown init {init!r}: choose 'he' or 'xavier'")
+            raise ValueError(f"Linear: unknown init {init!r}: choose one of {', '.join(INITS)}")
         self.n_in, self.n_out = n_in, n_out
         self.weight = _parameter(w.astype(dtype))  # (n_in, n_out)
-        self.bias = _parameter(B.xp.zeros(n_out, dtype=dtype)) if bias else None  # (n_out,)
+        if not bias:
+            self.bias = None
+        elif init == "uniform":
+            b = B.rng().uniform(-limit, limit, size=(n_out,))
+            self.bias = _parameter(b.astype(dtype))  # (n_out,)
+        else:
+            self.bias = _parameter(B.xp.zeros(n_out, dtype=dtype))  # (n_out,)
 
     def forward(self, x):
         if x.shape[-1] != self.n_in:
@@ -175,13 +191,18 @@ class Sequential(Module):
 
 
 class MLP(Sequential):
-    """Linear layers of the given sizes with an activation between them (none after the last)."""
+    """Linear layers of the given sizes with an activation between them (none after the last).
 
-    def __init__(self, sizes, activation: str = "relu", final_activation: str | None = None):
+    init: the layers' initialisation (``INITS``); None picks He for relu nets, else Xavier.
+    """
+
+    def __init__(self, sizes, activation: str = "relu", final_activation: str | None = None,
+                 init: str | None = None):
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: needs at least an input and an output size, got {sizes}")
-        init = "he" if activation in ("relu", "leaky_relu") else "xavier"
+        if init is None:
+            init = "he" if activation in ("relu", "leaky_relu") else "xavier"
         layers: list[Module] = []
         for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(Linear(n_in, n_out, init=init))

@@ -344,6 +344,19 @@ def test_tc_beta_is_kept_in_the_config_and_refused_with_iwae():
         tiny("vae", tc_beta=-1.0)
 
 
+def test_the_vaes_init_is_kept_in_the_config_and_checked():
+    model = tiny("vae", init="uniform")
+    assert model.config["init"] == "uniform" and build_model(model.config).init == "uniform"
+    first = model.encoder.layers[0]  # U(-1/sqrt(n_in), 1/sqrt(n_in)), biases too
+    assert np.abs(first.weight.numpy()).max() <= 1 / np.sqrt(first.n_in)
+    assert first.bias.numpy().any() and not tiny("vae").encoder.layers[0].bias.numpy().any()
+    old = {k: v for k, v in tiny("vae").config.items() if k != "init"}  # an older checkpoint's
+    assert build_model(old).init is None  # He for relu, as before the option existed
+    assert "init" not in tiny("cvae").config  # the conditional models keep the default
+    with pytest.raises(ValueError, match="init must be one of"):
+        tiny("vae", init="lecun")
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

@@ -60,7 +60,7 @@ def test_linear_input_width_error():
 def test_linear_refuses_bad_sizes_and_inits():
     with pytest.raises(ValueError, match="sizes must be positive"):
         nn.Linear(0, 3)
-    with pytest.raises(ValueError, match="unknown init 'lecun': choose 'he' or 'xavier'"):
+    with pytest.raises(ValueError, match="unknown init 'lecun': choose one of he, xavier, uniform"):
         nn.Linear(2, 3, init="lecun")
     with pytest.raises(ValueError, match="unknown activation 'gelu': choose one of relu"):
         nn.Activation("gelu")
@@ -68,8 +68,9 @@ def test_linear_refuses_bad_sizes_and_inits():
 
 @pytest.mark.parametrize(
     "init, n_in, n_out, variance",
-    [("he", 1000, 800, 2.0 / 1000), ("xavier", 1000, 800, 2.0 / 1800)],
-)
+    [("he", 1000, 800, 2.0 / 1000), ("xavier", 1000, 800, 2.0 / 1800),
+     ("uniform", 1000, 800, 1.0 / 3000)],
+)  # fmt: skip
 def test_init_variances(init, n_in, n_out, variance):
     mv.manual_seed(0)
     w = nn.Linear(n_in, n_out, init=init).weight.numpy().astype(np.float64)
@@ -77,12 +78,32 @@ def test_init_variances(init, n_in, n_out, variance):
     # the sample variance of n draws has relative standard error about sqrt(2 / n) (~0.16 % here)
     assert abs(w.var() / variance - 1.0) < 6 * np.sqrt(2.0 / n)
     assert abs(w.mean()) < 6 * np.sqrt(variance / n)
-    if init == "xavier":  # uniform on [-limit, limit]: bounded, and flat (kurtosis 1.8)
-        limit = np.sqrt(6.0 / (n_in + n_out))
+    if init in ("xavier", "uniform"):  # uniform on [-limit, limit]: bounded, flat (kurtosis 1.8)
+        limit = np.sqrt(6.0 / (n_in + n_out)) if init == "xavier" else 1.0 / np.sqrt(n_in)
         assert np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
         assert abs(np.mean(w**4) / w.var() ** 2 - 1.8) < 0.02
     else:  # normal: kurtosis 3
         assert abs(np.mean(w**4) / w.var() ** 2 - 3.0) < 0.05
+
+
+def test_biases_start_at_zero_except_in_pytorchs_uniform_init():
+    mv.manual_seed(0)
+    assert not nn.Linear(400, 300, init="he").bias.numpy().any()
+    assert not nn.Linear(400, 300, init="xavier").bias.numpy().any()
+    b = nn.Linear(400, 3000, init="uniform").bias.numpy().astype(np.float64)
+    limit = 1.0 / np.sqrt(400)  # PyTorch's nn.Linear: U(-1/sqrt(n_in), 1/sqrt(n_in)) for b too
+    assert np.abs(b).max() <= limit and np.abs(b).max() > 0.99 * limit
+    assert abs(b.var() * 3 / limit**2 - 1.0) < 6 * np.sqrt(2.0 / b.size)
+
+
+def test_mlp_takes_an_init_or_picks_one_by_activation():
+    mv.manual_seed(0)
+    relu = nn.MLP([2000, 500], "relu").layers[0].weight.numpy().std()
+    tanh = nn.MLP([2000, 500], "tanh").layers[0].weight.numpy().std()
+    uniform = nn.MLP([2000, 500], "relu", init="uniform").layers[0].weight.numpy().std()
+    assert relu == pytest.approx(np.sqrt(2 / 2000), rel=0.01)  # He
+    assert tanh == pytest.approx(np.sqrt(2 / 2500), rel=0.01)  # Xavier
+    assert uniform == pytest.approx(np.sqrt(1 / 6000), rel=0.01)
 
 
 def test_init_is_reproducible_with_manual_seed():

@@ -54,7 +54,7 @@ from minivae.models.common import (
     restore_samples,
     scalar_stats,
 )
-from minivae.nn import MLP
+from minivae.nn import INITS, MLP
 from minivae.tensor import Tensor
 
 
@@ -90,6 +90,8 @@ class VAE(Model):
         like a log-variance; then the entries below the diagonal of L, row by row). With the
         entries below the diagonal at 0 it is the diagonal VAE with log sigma^2 = v, and that
         is where it starts: their weights are initialised to 0.
+    init: the Linear layers' initialisation: None (He for relu nets, else Xavier), "he",
+        "xavier", or "uniform" (PyTorch's default, U(+-1/sqrt(n_in)) for weights and biases).
     """
 
     kind = "vae"
@@ -100,7 +102,7 @@ class VAE(Model):
                  likelihood: str = "bernoulli", sigma: float | None = None,
                  learned_sigma: bool = False, beta: float = 1.0, n_samples: int = 1,
                  kl: str = "analytic", objective: str = "elbo", k: int = 5, tc_beta: float = 1.0,
-                 covariance: str = "diagonal"):
+                 covariance: str = "diagonal", init: str | None = None):
         name = type(self).__name__
         self.x_dim = check_positive_int(name, "x_dim", x_dim)
         self.hidden = check_hidden(name, hidden)
@@ -128,13 +130,16 @@ class VAE(Model):
         if self.tc_beta != 1.0 and self.covariance != "diagonal":
             raise ValueError(f"{name}: tc_beta={tc_beta!r} needs covariance='diagonal' (the total "
                              "correlation estimate reads a diagonal q), got 'full'")  # fmt: skip
+        if init is not None:
+            check_choice(name, "init", init, INITS)
+        self.init = init
         self._build(activation)
 
     def _build(self, activation: str):
         """The networks of ``layer_sizes``: x (+ c(y)) -> q's parameters, z (+ c(y)) -> x."""
         sizes = self.layer_sizes(vars(self))
-        self.encoder = MLP(sizes["encoder"], activation)
-        self.decoder = MLP(sizes["decoder"], activation)
+        self.encoder = MLP(sizes["encoder"], activation, init=self.init)
+        self.decoder = MLP(sizes["decoder"], activation, init=self.init)
         if self.covariance == "full":
             # the entries below L's diagonal start at 0, so q starts diagonal, as in the diagonal
             # VAE: random ones would start every unit with a variance of about D (a KL of
@@ -181,6 +186,8 @@ class VAE(Model):
         config = self._config()
         if "covariance" in self.arguments():  # the subclasses that take no covariance keep none
             config["covariance"] = self.covariance
+        if "init" in self.arguments():  # a checkpoint written before it existed: None
+            config["init"] = self.init
         return config
 
     def _config(self) -> dict:
