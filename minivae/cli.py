@@ -149,6 +149,8 @@ MODEL_OPTIONS = {
     "tc_beta": ("--tc-beta", "the weight of the total correlation"),
     "n_samples": ("--samples", "the Monte-Carlo samples of z"),
     "alpha": ("--alpha", "the weight of the classification term"),
+    "covariance": ("--covariance", "the form of q(z|x)'s covariance"),
+    "init": ("--init", "the layers' initialisation"),
 }
 
 # the other options that apply to some models only: option -> (what the model must have,
@@ -262,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=_non_negative_float, default=None,
                    help="weight of the classification term (default 0.1 N / N_labelled)"
                         + only("--alpha"))  # fmt: skip
+    t.add_argument("--covariance", default=None, choices=("diagonal", "full"),
+                   help="q(z|x) = N(mu, diag sigma^2) or N(mu, L L^T) (default diagonal)"
+                        + only("--covariance"))  # fmt: skip
+    t.add_argument("--init", default=None, choices=("he", "xavier", "uniform"),
+                   help="the layers' initialisation (default: he for relu nets, else xavier; "
+                        "uniform is PyTorch's nn.Linear default)" + only("--init"))  # fmt: skip
     t.add_argument("--labels", type=_positive_int, default=None,
                    help="number of class-balanced labelled examples, a multiple of the "
                         "classes (default 100, or the multiple nearest it: 99 for the 3 "

@@ -53,6 +53,8 @@ def _floats_per_sample(model) -> int:
     latent = config.get("latent", 50)
     hidden = sum(config.get("hidden", [500]))
     per = 4 * x_dim + 4 * hidden + 8 * latent  # decoder output, log-probs, activations, z terms
+    if config.get("covariance") == "full":  # L (D, D) per example, broadcast against each z
+        per += 2 * latent * latent
     if getattr(model, "sums_over_classes", False):  # M2's log p(x): one z per class
         per *= config.get("n_classes", 10)
     return max(per, 1)

@@ -259,9 +259,23 @@ def test_the_option_table_is_read_off_the_model_classes():
     assert table["--beta"] == ["vae", "cvae", "m2", "ssvae-continuous"]
     assert table["--tc-beta"] == ["vae", "cvae"] and table["--alpha"] == ["m2"]
     assert table["--labels"] == ["m2", "ssvae-continuous"]
+    assert table["--covariance"] == table["--init"] == ["vae"]
     assert table["--kl-warmup"] == table["--nll-samples"] == ["vae", "cvae", "m2", "ssvae-continuous"]
     for path in ("minivae/cli.py", "minivae/train.py", "minivae/checkpoint.py"):  # no kind branches
         assert not re.search(r"kind ==|kind in", (ROOT / path).read_text()), path
+
+
+def test_a_full_covariance_vae_with_pytorchs_init_trains_and_keeps_both(capsys, tmp_path):
+    argv = ["train", "vae", *TINY, "--out", tmp_path, "--name", "r", "--epochs", "1",
+            "--covariance", "full", "--init", "uniform"]  # fmt: skip
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    model_config = read_checkpoint(tmp_path / "r" / "checkpoint.npz")[0]["model_config"]
+    assert model_config["covariance"] == "full" and model_config["init"] == "uniform"
+    code, _, err = run(capsys, "train", "cvae", *TINY, "--out", tmp_path, "--name", "c",
+                       "--covariance", "full")  # fmt: skip
+    assert code == 2 and "--covariance does not apply to cvae" in err and "applies to vae" in err
+    assert not (tmp_path / "c").exists()
 
 
 def test_the_lessons_refuse_a_misspelt_dataset_as_argparse_does(capsys):
