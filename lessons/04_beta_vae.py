@@ -24,7 +24,7 @@
 DATASET is the second data set of the β sweep (without its files the lesson uses the
 built-in Fashion-MNIST subset and says so); the disentanglement parts always use the
 built-in shapes, whose factors are known. The full run trains nine VAEs (838 s measured
-on 2 idle cores); --quick trains five tiny ones (13 s of CPU time measured). In a notebook,
+on 2 idle cores); --quick trains five tiny ones (8 s of CPU time measured). In a notebook,
 edit the settings below instead of passing options; MINIVAE_QUICK=1 turns QUICK on in both.
 """
 

@@ -34,7 +34,7 @@
 Set MINIVAE_DATA=<folder holding mnist/>; without the MNIST files (and without network) the
 lesson says so and uses the built-in Fashion-MNIST subset, whose garments have a slant too.
 Measured on 2 cores shared with other jobs, under load, with OPENBLAS_NUM_THREADS=1: --quick
-44 s on MNIST; the full run 49 minutes on MNIST (4.8 minutes of CPU time), 44 minutes on the
+14 s on MNIST (9 s of CPU time); the full run 49 minutes on MNIST (4.8 minutes of CPU time), 44 minutes on the
 built-in subset; lessons/README.md has their numbers. In a notebook, edit the settings below
 instead of passing options; MINIVAE_QUICK=1 turns QUICK on in both.
 """
