@@ -37,13 +37,13 @@ VERDICTS = (
     "mnist_rate_falls_distortion_rises",
     "mnist_beta1_best_elbo",
     "mnist_units_switch_off",
-    "mig_grows_with_beta",
+    "mig_peaks_at_a_large_beta",
     "position_and_scale_get_units",
     "shape_and_orientation_stay_entangled",
     "beta_vae_metric_above_chance",
     "tc_falls_with_beta",
     "tcvae_lowers_tc",
-    "tcvae_mig_below_beta_vaes",
+    "tcvae_mig_below_the_best_beta_vae",
 )
 
 
