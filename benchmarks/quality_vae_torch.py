@@ -47,10 +47,11 @@ class TorchVAE(nn.Module):
         mu, log_var = self.encoder(x).chunk(2, dim=-1)  # (B, J) each
         return mu, log_var
 
-    def neg_elbo(self, x):
+    def neg_elbo(self, x, eps=None):
         """-ELBO per example (B,): -log p(x|z) at one z = mu + sigma eps, plus the analytic KL."""
         mu, log_var = self.posterior(x)
-        z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+        eps = torch.randn_like(mu) if eps is None else eps  # (B, J)
+        z = mu + torch.exp(0.5 * log_var) * eps
         logits = self.decoder(z)
         nll = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
         kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(-1)
