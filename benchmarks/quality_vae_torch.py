@@ -32,10 +32,14 @@ TEST_BINARIZATION_SEED = 12345  # as in quality_vae.py
 
 
 class TorchVAE(nn.Module):
-    def __init__(self, x_dim: int = 784, hidden: int = 400, latent: int = 20, init: str = "default"):
+    def __init__(
+        self, x_dim: int = 784, hidden: int = 400, latent: int = 20, init: str = "default"
+    ):
         super().__init__()
         self.latent = latent
-        self.encoder = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent))
+        self.encoder = nn.Sequential(
+            nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent)
+        )
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, x_dim))
         if init == "he":  # minivae's: W ~ N(0, 2 / n_in), b = 0
             for layer in self.modules():
@@ -81,10 +85,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--milestones", type=int, nargs="+", default=[10])
     p.add_argument("--k", type=int, default=1000, help="importance samples at each milestone")
-    p.add_argument("--limit-test", type=int, default=None, help="evaluate on the first N test images")
+    p.add_argument(
+        "--limit-test", type=int, default=None, help="evaluate on the first N test images"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", choices=["default", "he"], default="default")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's)"
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,7 +126,9 @@ def main(argv=None) -> int:
             elbo = -float(torch.cat([model.neg_elbo(x_test[s : s + 1000])
                                      for s in range(0, len(x_test), 1000)]).mean())  # fmt: skip
         t1 = time.perf_counter()
-        log_px = torch.cat([model.log_px(x_test[s : s + 100], args.k) for s in range(0, len(x_test), 100)])
+        log_px = torch.cat(
+            [model.log_px(x_test[s : s + 100], args.k) for s in range(0, len(x_test), 100)]
+        )
         row = {"epochs": epochs, "k": args.k, "test_nll": round(-float(log_px.mean()), 2),
                "test_elbo": round(elbo, 2), "train_seconds": round(train_seconds, 1),
                "eval_seconds": round(time.perf_counter() - t1, 1), "n_test": len(x_test),

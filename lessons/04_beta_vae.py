@@ -389,9 +389,9 @@ common.show(plots.line_plot(
 # in summary.json but does not print them: two β values and two epochs decide nothing).
 # In the full run (seed 0) the β-TCVAE's TC is below β = 4's at a similar distortion, yet
 # its MIG stays at the level of the small β, far below the best β-VAE's: units that are
-# independent of each other need not each follow one factor. With one seed this is one draw, not a verdict: Locatello et al.
-# (2019) found that disentanglement scores vary with the random seed as much as with the
-# model.
+# independent of each other need not each follow one factor. With one seed this is one
+# draw, not a verdict: Locatello et al. (2019) found that disentanglement scores vary with
+# the random seed as much as with the model.
 
 # %%
 print("What the numbers say")
