@@ -215,8 +215,8 @@ print(f"  training the VAE {layers(2)} ...")
 vae2 = common.train_and_load(lesson, "small_models/vae_2d", vae_config(2), train_ds.name,
                              **SMALL)[0]  # fmt: skip
 
-ae_z, _ = common.encode_host(ae, x_test)  # (N, 2) codes f(x)
-mu2, log_var2 = common.encode_host(vae2, x_test)  # (N, 2) each
+ae_z, _ = common.encode(ae, x_test)  # (N, 2) codes f(x)
+mu2, log_var2 = common.encode(vae2, x_test)  # (N, 2) each
 ae_terms, vae2_terms = evaluate(ae, x_test), evaluate(vae2, x_test)
 lesson.report("ae2_test_recon", ae_terms["recon"],
               "autoencoder: test log p(x | z = f(x)) per image (no KL to pay)")  # fmt: skip
@@ -379,7 +379,7 @@ eps_prior = rng.standard_normal((N_SHARPNESS, LATENT))  # the same ε for every 
 recon_rows, sample_rows, row_labels = [x_grey[:N_SHOWN]], [], []
 stats = {name: [] for name in ("kl", "se", "active", "agg_var")}
 for key, label, model in zip(keys, labels, models):
-    mu, log_var = common.encode_host(model, x_grey)
+    mu, log_var = common.encode(model, x_grey)
     recon = np.clip(common.decode(model, mu), 0.0, 1.0)  # g(μ(x)): the mean reconstruction
     m, cov = code_moments(mu, log_var)  # the aggregate posterior, summarized as N(m, S)
     prior = np.clip(common.decode(model, eps_prior), 0.0, 1.0)  # z ~ N(0, I)

@@ -347,15 +347,25 @@ EVAL_BATCH = 2000  # rows per forward pass when encoding, decoding or classifyin
 
 
 @mv.no_grad()
-def encode_mean(model, x, y=None, batch_size: int = EVAL_BATCH):
-    """The code of each row of host images x (N, x_dim): f(x) for an autoencoder, μ(x) for a VAE
-    (μ(x, y) for a conditional one, y (N,) host labels); host (N, latent), float64."""
-    parts = []
+def encode(model, x, y=None, batch_size: int = EVAL_BATCH):
+    """(μ(x), log σ²(x)) of each row of host images x (N, x_dim), batch_size rows at a time:
+    host float64 arrays (N, latent); (f(x), None) for an autoencoder; μ(x, y) and log σ²(x, y)
+    for a conditional model, y (N,) host labels."""
+    means, log_vars = [], []
     for s in range(0, len(x), batch_size):
         yb = None if y is None else to_device(y[s : s + batch_size])
-        mean, _ = model.encode(to_device(x[s : s + batch_size]), yb)  # (b, latent), log σ² or None
-        parts.append(B.to_numpy(mean.data))
-    return np.concatenate(parts).astype(np.float64)
+        mean, log_var = model.encode(to_device(x[s : s + batch_size]), yb)  # (b, latent) each
+        means.append(B.to_numpy(mean.data))
+        if log_var is not None:
+            log_vars.append(B.to_numpy(log_var.data))
+    log_var = np.concatenate(log_vars).astype(np.float64) if log_vars else None
+    return np.concatenate(means).astype(np.float64), log_var
+
+
+def encode_mean(model, x, y=None, batch_size: int = EVAL_BATCH):
+    """The code of each row of host images x: f(x) for an autoencoder, μ(x) (or μ(x, y)) for
+    a VAE; host (N, latent), float64 (the first half of ``encode``)."""
+    return encode(model, x, y, batch_size)[0]
 
 
 @mv.no_grad()
@@ -458,20 +468,6 @@ def train_and_load(lesson: Lesson, folder: str, model_config: dict, dataset: str
     model, _ = load_model(os.path.join(out, "checkpoint.npz"), expect_kind=model_config["kind"])
     model.eval()
     return model, history, seconds
-
-
-def encode_host(model, x, batch: int = 1000):
-    """(μ(x), log σ²(x)) of host images (N, D), float64 host arrays (N, latent); batch rows
-    at a time. For an autoencoder, (f(x), None)."""
-    mus, log_vars = [], []
-    with mv.no_grad():
-        for s in range(0, len(x), batch):
-            mu, log_var = model.encode(to_device(x[s : s + batch]))
-            mus.append(B.to_numpy(mu.data))
-            if log_var is not None:
-                log_vars.append(B.to_numpy(log_var.data))
-    mu = np.concatenate(mus).astype(np.float64)
-    return mu, (np.concatenate(log_vars).astype(np.float64) if log_vars else None)
 
 
 def bar_panels(path, title: str, names, panels, colours=None):

@@ -164,6 +164,7 @@ def test_shared_helpers_encode_decode_and_the_gaussian_kl():
     assert z.shape == (7, 2) and z.dtype == np.float64
     whole = common.encode_mean(model, x, batch_size=100)
     assert np.allclose(z, whole, atol=1e-5)
+    assert common.encode(model, x)[1] is None  # an autoencoder has no log σ²
     assert common.decode(model, z, batch_size=2).shape == (7, 784)
     # KL(N(m, S) ‖ N(0, I)): 0 at the prior; the diagonal case is Series 9, Problem 1.7's sum
     assert common.gaussian_kl_to_standard(np.zeros(2), np.eye(2)) == pytest.approx(0.0, abs=1e-12)

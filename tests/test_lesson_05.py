@@ -212,6 +212,9 @@ def test_common_batches_give_what_one_call_gives():
         whole = model.encode(mv.Tensor(x), labels)[0].data
         assert mu.shape == (7, 2) and mu.dtype == np.float64
         np.testing.assert_allclose(mu, mv.backend.to_numpy(whole), rtol=1e-6)
+        _, log_var = common.encode(model, x, labels, batch_size=3)  # log σ², batched alike
+        np.testing.assert_allclose(log_var, mv.backend.to_numpy(
+            model.encode(mv.Tensor(x), labels)[1].data), rtol=1e-6, atol=1e-6)  # fmt: skip
         means = common.decode(model, mu, labels, batch_size=2)
         assert means.shape == (7, 12) and np.all((means > 0) & (means < 1))
         np.testing.assert_allclose(means, mv.backend.to_numpy(model.decode(
