@@ -213,7 +213,8 @@ EPILOG = ("Exit codes: 0 done; 1 failed (a bad file, missing data, a diverged ru
 
 def build_parser() -> argparse.ArgumentParser:
     from minivae.data import DATASETS
-    from minivae.models import MODELS
+    from minivae.models import MODELS, VAE
+    from minivae.nn import INITS
 
     parser = argparse.ArgumentParser(
         prog="minivae",
@@ -264,10 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=_non_negative_float, default=None,
                    help="weight of the classification term (default 0.1 N / N_labelled)"
                         + only("--alpha"))  # fmt: skip
-    t.add_argument("--covariance", default=None, choices=("diagonal", "full"),
+    t.add_argument("--covariance", default=None, choices=VAE.COVARIANCES,
                    help="q(z|x) = N(mu, diag sigma^2) or N(mu, L L^T) (default diagonal)"
                         + only("--covariance"))  # fmt: skip
-    t.add_argument("--init", default=None, choices=("he", "xavier", "uniform"),
+    t.add_argument("--init", default=None, choices=INITS,
                    help="the layers' initialisation (default: he for relu nets, else xavier; "
                         "uniform is PyTorch's nn.Linear default)" + only("--init"))  # fmt: skip
     t.add_argument("--labels", type=_positive_int, default=None,
