@@ -151,6 +151,7 @@ MODEL_OPTIONS = {
     "alpha": ("--alpha", "the weight of the classification term"),
     "covariance": ("--covariance", "the form of q(z|x)'s covariance"),
     "init": ("--init", "the layers' initialisation"),
+    "capacity": ("--capacity", "the target rate of a controlled-capacity beta-VAE"),
 }
 
 # the other options that apply to some models only: option -> (what the model must have,
@@ -271,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", default=None, choices=INITS,
                    help="the layers' initialisation (default: he for relu nets, else xavier; "
                         "uniform is PyTorch's nn.Linear default)" + only("--init"))  # fmt: skip
+    t.add_argument("--capacity", type=_positive_float, default=None,
+                   help="C nats: train -recon + beta |KL - c| (Burgess et al. 2018), c rising "
+                        "from 0 to C over --kl-warmup epochs; use a large --beta, e.g. 100 "
+                        "(default: none)" + only("--capacity"))  # fmt: skip
     t.add_argument("--labels", type=_positive_int, default=None,
                    help="number of class-balanced labelled examples, a multiple of the "
                         "classes (default 100, or the multiple nearest it: 99 for the 3 "

@@ -561,6 +561,19 @@ def test_tc_beta_reaches_the_model(tmp_path, capsys):
     assert "train_tc" in metrics[0]
 
 
+def test_capacity_reaches_the_model_and_grows_with_the_warm_up(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "vae", *TINY, "--epochs", "2", "--out", tmp_path,
+                       "--name", "cap", "--capacity", "8", "--beta", "50",
+                       "--kl-warmup", "2")  # fmt: skip
+    assert code == 0, err
+    config = json.loads((tmp_path / "cap" / "config.json").read_text())
+    assert config["model"]["capacity"] == 8.0 and config["model"]["beta"] == 50.0
+    metrics = [json.loads(line) for line in (tmp_path / "cap" / "metrics.jsonl").open()]
+    # one step per epoch (300 examples, 50 held out, batches of 250): c = 8 x the warm-up's
+    # 0 at the first step and 1/2 at the second
+    assert [row["train_capacity"] for row in metrics] == [0.0, 4.0]
+
+
 def test_the_autoencoder_trains_evaluates_and_refuses_to_sample(tmp_path, capsys):
     code, _, err = run(capsys, "train", "ae", *TINY, "--epochs", "1", "--out", tmp_path,
                        "--name", "ae", "--nll-samples", "0")  # fmt: skip

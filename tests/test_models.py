@@ -344,6 +344,64 @@ def test_tc_beta_is_kept_in_the_config_and_refused_with_iwae():
         tiny("vae", tc_beta=-1.0)
 
 
+# ----------------------------------------------------------------------------- controlled capacity
+
+
+@pytest.mark.parametrize("kl_weight", [0.25, 1.0])
+def test_capacity_loss_is_recon_plus_beta_times_the_rates_distance_to_its_target(kl_weight):
+    """Burgess et al. 2018, eq. 8: -mean recon + beta |mean KL - c|, c = kl_weight * C."""
+    model = tiny("vae", beta=40.0, capacity=3.0)
+    x, _ = data(7)
+    eps = np.random.default_rng(8).standard_normal((7, 2))
+    loss, stats = model.loss(Batch(x), kl_weight=kl_weight, eps=eps)
+    terms = model.elbo(x, eps=eps)
+    recon, kl = terms["recon"].numpy().mean(), terms["kl"].numpy().mean()
+    c = kl_weight * 3.0
+    assert loss.item() == pytest.approx(-recon + 40.0 * abs(kl - c), rel=1e-12)
+    assert stats["capacity"] == c and stats["kl"] == pytest.approx(kl, rel=1e-12)
+    assert_loss_gradients(model, lambda: model.loss(Batch(x), kl_weight=kl_weight)[0])
+
+
+def test_capacity_pulls_the_rate_towards_its_target_from_both_sides():
+    """The KL's gradient flips sign with the side of c the rate is on (d|u|/du = sign u)."""
+    model = tiny("vae", beta=1.0, capacity=1.0)
+    x, _ = data(7)
+    eps = np.random.default_rng(8).standard_normal((7, 2))
+    kl = model.elbo(x, eps=eps)["kl"].numpy().mean()
+    below, above = 0.5 * kl, 2.0 * kl  # targets c that put the rate above and below them
+    grads = []
+    for c in (below, above):
+        model.zero_grad()
+        model.loss(Batch(x), kl_weight=c / model.capacity, eps=eps)[0].backward()
+        grads.append(model.encoder.layers[-1].bias.grad.copy())
+    plain = tiny("vae", beta=1.0)
+    plain.load_state_dict(model.state_dict())
+    plain.zero_grad()
+    plain.loss(Batch(x), eps=eps)[0].backward()  # -recon + KL: the KL's gradient with sign +1
+    recon_only = tiny("vae", beta=0.0)
+    recon_only.load_state_dict(model.state_dict())
+    recon_only.zero_grad()
+    recon_only.loss(Batch(x), eps=eps)[0].backward()
+    g_kl = plain.encoder.layers[-1].bias.grad - recon_only.encoder.layers[-1].bias.grad
+    g_recon = recon_only.encoder.layers[-1].bias.grad
+    np.testing.assert_allclose(grads[0], g_recon + g_kl, rtol=1e-10, atol=1e-12)  # rate > c
+    np.testing.assert_allclose(grads[1], g_recon - g_kl, rtol=1e-10, atol=1e-12)  # rate < c
+
+
+def test_capacity_is_kept_in_the_config_and_checked():
+    model = tiny("vae", capacity=12.5)
+    assert model.config["capacity"] == 12.5 and build_model(model.config).capacity == 12.5
+    assert tiny("vae").config["capacity"] is None
+    assert "capacity" not in tiny("cvae").config  # the conditional models keep the plain bound
+    for bad in (0.0, -1.0, float("inf"), True, "5"):
+        with pytest.raises(ValueError, match="capacity must be a number of nats > 0"):
+            tiny("vae", capacity=bad)
+    with pytest.raises(ValueError, match="capacity=5.0 needs objective='elbo' and tc_beta=1"):
+        tiny("vae", capacity=5.0, tc_beta=3.0)
+    with pytest.raises(ValueError, match="capacity=5.0 needs objective='elbo'"):
+        tiny("vae", capacity=5.0, objective="iwae")
+
+
 def test_the_vaes_init_is_kept_in_the_config_and_checked():
     model = tiny("vae", init="uniform")
     assert model.config["init"] == "uniform" and build_model(model.config).init == "uniform"

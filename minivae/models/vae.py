@@ -92,6 +92,13 @@ class VAE(Model):
         is where it starts: their weights are initialised to 0.
     init: the Linear layers' initialisation: None (He for relu nets, else Xavier), "he",
         "xavier", or "uniform" (PyTorch's default, U(+-1/sqrt(n_in)) for weights and biases).
+    capacity: None, or C > 0 nats: the beta-VAE with a controlled capacity (Burgess et al.
+        2018, "Understanding disentangling in beta-VAE", eq. 8). The loss becomes
+        -recon + beta |KL - c| with the batch's mean recon and KL, so that beta (their gamma,
+        large) holds the rate near a target c instead of pushing it to 0, and c = kl_weight C
+        grows with the training loop's KL warm-up (``kl_warmup_epochs``) from 0 to C: the
+        code gains capacity slowly, and the factors that explain the most pixels take the
+        first units, one unit each.
     """
 
     kind = "vae"
@@ -102,7 +109,8 @@ class VAE(Model):
                  likelihood: str = "bernoulli", sigma: float | None = None,
                  learned_sigma: bool = False, beta: float = 1.0, n_samples: int = 1,
                  kl: str = "analytic", objective: str = "elbo", k: int = 5, tc_beta: float = 1.0,
-                 covariance: str = "diagonal", init: str | None = None):
+                 covariance: str = "diagonal", init: str | None = None,
+                 capacity: float | None = None):
         name = type(self).__name__
         self.x_dim = check_positive_int(name, "x_dim", x_dim)
         self.hidden = check_hidden(name, hidden)
@@ -133,6 +141,16 @@ class VAE(Model):
         if init is not None:
             check_choice(name, "init", init, INITS)
         self.init = init
+        if capacity is not None:
+            if isinstance(capacity, bool) or not isinstance(capacity, numbers.Real) \
+                    or not 0 < capacity < math.inf:  # fmt: skip
+                raise ValueError(f"{name}: capacity must be a number of nats > 0, or None; "
+                                 f"got {capacity!r}")  # fmt: skip
+            if self.objective != "elbo" or self.tc_beta != 1.0:
+                raise ValueError(f"{name}: capacity={capacity!r} needs objective='elbo' and "
+                                 f"tc_beta=1, got {objective!r} and {tc_beta!r}")  # fmt: skip
+            capacity = float(capacity)
+        self.capacity = capacity
         self._build(activation)
 
     def _build(self, activation: str):
@@ -188,6 +206,8 @@ class VAE(Model):
             config["covariance"] = self.covariance
         if "init" in self.arguments():  # a checkpoint written before it existed: None
             config["init"] = self.init
+        if "capacity" in self.arguments():
+            config["capacity"] = self.capacity
         return config
 
     def _config(self) -> dict:
@@ -311,6 +331,8 @@ class VAE(Model):
         if self.objective == "iwae":
             return self._iwae_loss(batch.x, batch.y, eps)
         terms, q, z = self._bound(batch.x, batch.y, eps)
+        if self.capacity is not None:
+            return self._capacity_loss(terms, kl_weight * self.capacity)
         objective = terms["recon"] - (self.beta * kl_weight) * terms["kl"]  # (B,)
         if self.tc_beta != 1.0:
             tc = total_correlation(z if z.ndim == 2 else z[0], q)  # (B,), at the first sample
@@ -318,6 +340,16 @@ class VAE(Model):
             terms = {**terms, "tc": tc}
         loss = -objective.mean()
         return loss, scalar_stats({**terms, "loss": loss})
+
+    def _capacity_loss(self, terms: dict, c: float):
+        """-mean recon + beta |mean KL - c| (Burgess et al. 2018, eq. 8); the dict adds "capacity".
+
+        |u| is u times its sign, a number read off the forward value: d|u|/du = sign(u).
+        """
+        kl = terms["kl"].mean()  # the batch's rate, a scalar
+        sign = 1.0 if float(kl.data) >= c else -1.0
+        loss = -terms["recon"].mean() + (self.beta * sign) * (kl - c)
+        return loss, scalar_stats({**terms, "loss": loss, "capacity": c})
 
     def _iwae_loss(self, x, y, eps):
         """-IWAE bound: log w (k, B) -> -mean_B log mean_k w; also the k-sample ELBO estimate.
