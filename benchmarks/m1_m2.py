@@ -14,6 +14,14 @@ L and alpha log q(y | code) on all 100 labelled ones. The test error is that of
 argmax q(y | mean code of the test image) over the 10,000 test images, after the
 last epoch. Kingma et al. report 3.33 % +- 0.14 for M1 + M2 with 100 labels.
 
+Options to study the gap (#19): --m1-hidden (the paper's M1 has two layers of 600 or,
+in the authors' code for this result, 500), --m1-epochs, --keep (the threshold on a
+unit's spread), --standardize (each kept unit of the codes divided by its spread over
+the training images, after its mean is taken off: M2's one learned variance then fits
+every unit alike), --hidden (M2's hidden layer: 300 in the authors' code for 100
+labels), --epochs, --batch-size and --lr. --m1-dir keeps each draw's trained M1 there
+(m1_draw_<seed>.npz) and reads it back when it exists, so that changes to M2 reuse it.
+
 Prints one JSON line per draw, then a summary line (mean, standard deviation, command).
 """
 
@@ -32,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import minivae as mv
 from minivae import backend as B
 from minivae import data as D
+from minivae.checkpoint import load_model, save_checkpoint
 from minivae.models import VAE, SemiSupervisedVAE
 from minivae.optim import Adam
 from minivae.train import TrainConfig, prepare_data
@@ -44,7 +53,7 @@ CODE_BATCH = 1000
 
 def train_m1(x_train, args, rng) -> VAE:
     """The unsupervised VAE whose codes M2 models: dynamically binarized images, Adam."""
-    m1 = VAE(hidden=(500, 500), latent=50, activation="softplus")
+    m1 = VAE(hidden=(args.m1_hidden, args.m1_hidden), latent=50, activation="softplus")
     opt = Adam(m1.parameters(), lr=1e-3)
     for epoch in range(args.m1_epochs):
         x = D.binarize(x_train, rng)  # a fresh draw every epoch
@@ -81,15 +90,30 @@ def run_draw(args, seed: int, test) -> dict:
     x_train, y_train, labelled = splits.x_train, splits.y_train, splits.labelled
     rng = np.random.default_rng([seed, 11])
     mv.manual_seed(seed)
-    m1 = train_m1(x_train, args, rng)
+    m1_path = None
+    if args.m1_dir:
+        m1_path = os.path.join(args.m1_dir, f"m1_draw_{seed}_h{args.m1_hidden}_e{args.m1_epochs}.npz")
+    if m1_path and os.path.exists(m1_path):
+        m1 = load_model(m1_path, expect_kind="vae")[0].eval()
+        print(f"  draw {seed}: M1 read from {m1_path}", file=sys.stderr, flush=True)
+    else:
+        m1 = train_m1(x_train, args, rng)
+        if m1_path:
+            os.makedirs(args.m1_dir, exist_ok=True)
+            save_checkpoint(m1_path, m1)
+    rng = np.random.default_rng([seed, 12])  # M2's draws: the same whether M1 was read or trained
+    mv.manual_seed(10_000 + seed)  # and M2's weights and noise
     m1_seconds = time.perf_counter() - t0
     mu, log_var = codes(m1, x_train)
-    keep = mu.std(axis=0) > 0.1  # the units M1 uses
+    keep = mu.std(axis=0) > args.keep  # the units M1 uses
     mu, sd = mu[:, keep], np.exp(0.5 * log_var[:, keep])
     mu_test = codes(m1, test.images)[0][:, keep]
+    if args.standardize:  # every kept unit to mean 0 and spread 1 over the training codes
+        centre, spread = mu.mean(axis=0), mu.std(axis=0)
+        mu, sd, mu_test = (mu - centre) / spread, sd / spread, (mu_test - centre) / spread
     unlabelled = np.setdiff1d(np.arange(len(x_train)), labelled)
 
-    m2 = SemiSupervisedVAE(x_dim=int(keep.sum()), hidden=(500,), latent=50,
+    m2 = SemiSupervisedVAE(x_dim=int(keep.sum()), hidden=(args.hidden,), latent=50,
                            likelihood="gaussian", learned_sigma=True, alpha=50.0,
                            beta=args.beta_z)  # fmt: skip
     opt = Adam(m2.parameters(), lr=args.lr)
@@ -118,7 +142,9 @@ def run_draw(args, seed: int, test) -> dict:
         print(f"  draw {seed}: M2 epoch {epoch + 1}: test error {errors[-1]:.4f}", file=sys.stderr,
               flush=True)  # fmt: skip
     return {"draw_seed": seed, "test_error": errors[-1], "kept_units": int(keep.sum()),
-            "m1_epochs": args.m1_epochs, "epochs": args.epochs, "beta_z": args.beta_z,
+            "m1_epochs": args.m1_epochs, "m1_hidden": args.m1_hidden, "keep": args.keep,
+            "standardize": args.standardize, "hidden": args.hidden,
+            "epochs": args.epochs, "beta_z": args.beta_z,
             "lr": args.lr, "batch_size": args.batch_size, "m1_seconds": round(m1_seconds, 1),
             "seconds": round(time.perf_counter() - t0, 1), "test_error_per_epoch": errors}  # fmt: skip
 
@@ -131,6 +157,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=128, help="unlabelled codes per step")
     p.add_argument("--lr", type=float, default=1e-3, help="M2's Adam, on a half cosine")
     p.add_argument("--beta-z", type=float, default=1.0, help="weight of the KL of z in M2")
+    p.add_argument("--m1-hidden", type=int, default=500, help="units in each of M1's 2 layers")
+    p.add_argument("--keep", type=float, default=0.1,
+                   help="keep the units whose mean code varies by more than this")
+    p.add_argument("--standardize", action="store_true",
+                   help="M2 models each kept unit divided by its spread, mean taken off")
+    p.add_argument("--hidden", type=int, default=500, help="M2's hidden units")
+    p.add_argument("--m1-dir", default=None, help="keep and reuse each draw's trained M1 here")
     args = p.parse_args(argv)
     test = D.load_dataset("mnist", "test")
     t0 = time.perf_counter()
