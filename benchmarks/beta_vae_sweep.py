@@ -49,17 +49,7 @@ def command(argv) -> str:
 
 def run_one(args, beta: float, seed: int) -> dict:
     """Train one β-VAE and score it; a JSON-ready dict."""
-    import numpy as np
-
-    from minivae import data as D
-    from minivae import disentanglement as dis
-    from minivae import metrics
-    from minivae.checkpoint import load_model
     from minivae.train import TrainConfig, train
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                    "lessons"))  # fmt: skip
-    import common  # lessons/common.py: encode, the batched posterior of a model
 
     model = {"kind": "vae", "x_dim": 32 * 32, "hidden": list(args.hidden), "latent": args.latent,
              "activation": "relu", "likelihood": "bernoulli", "beta": float(beta),
@@ -73,7 +63,25 @@ def run_one(args, beta: float, seed: int) -> dict:
     t0 = time.perf_counter()
     history = train(config, folder, log=lambda line: None)
     seconds = time.perf_counter() - t0
-    vae, _ = load_model(os.path.join(folder, "checkpoint.npz"), expect_kind="vae")
+    row = {"beta": beta, "seed": seed, **score(os.path.join(folder, "checkpoint.npz"))}
+    row.update(val_elbo=round(history[-1]["val_elbo"], 3), seconds=round(seconds, 1))
+    return row
+
+
+def score(checkpoint: str) -> dict:
+    """MIG, per-factor gaps, rate and active units of a shapes VAE's checkpoint."""
+    import numpy as np
+
+    from minivae import data as D
+    from minivae import disentanglement as dis
+    from minivae import metrics
+    from minivae.checkpoint import load_model
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "lessons"))  # fmt: skip
+    import common  # lessons/common.py: encode, the batched posterior of a model
+
+    vae, _ = load_model(checkpoint, expect_kind="vae")
     vae.eval()
     fresh = D.make_shapes(N_MIG, seed=MIG_SEED)
     mu, log_var = common.encode(vae, fresh.images)  # (N, latent) each
@@ -81,11 +89,9 @@ def run_one(args, beta: float, seed: int) -> dict:
     entropies = np.array([dis.entropy(fresh.factors[:, k]) for k in range(fresh.factors.shape[1])])
     _, gaps = dis.mig_from_mi(mi, entropies)
     kl = 0.5 * (mu**2 + np.exp(log_var) - 1.0 - log_var).sum(axis=1)  # (N,) KL to N(0, I)
-    return {"beta": beta, "seed": seed, "mig": round(mig, 4),
+    return {"mig": round(mig, 4),
             "gaps": dict(zip(D.FACTOR_NAMES, (round(float(g), 4) for g in gaps))),
-            "rate": round(float(kl.mean()), 3),
-            "active_units": int(metrics.active_units(mu)),
-            "val_elbo": round(history[-1]["val_elbo"], 3), "seconds": round(seconds, 1)}
+            "rate": round(float(kl.mean()), 3), "active_units": int(metrics.active_units(mu))}
 
 
 def summarize(rows, names) -> dict:
@@ -123,7 +129,12 @@ def main(argv=None) -> int:
                    help="epochs over which the KL weight (with --capacity: c) rises from 0")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default=None, help="folder for the runs (default: a temporary one)")
+    p.add_argument("--score", metavar="CHECKPOINT", default=None,
+                   help="train nothing: score this checkpoint (a run stopped early, say)")
     args = p.parse_args(argv)
+    if args.score:
+        print(json.dumps({"checkpoint": args.score, **score(args.score)}), flush=True)
+        return 0
     if args.out is not None:
         os.makedirs(args.out, exist_ok=True)
     else:
