@@ -1,0 +1,41 @@
+"""benchmarks/beta_vae_sweep.py scores the model it trained: one tiny run, then the same
+checkpoint scored again with --score, must give the same numbers, within their ranges."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from minivae import data as D
+
+SWEEP = Path(__file__).resolve().parent.parent / "benchmarks" / "beta_vae_sweep.py"
+
+
+def load_sweep():
+    sys.path.insert(0, str(SWEEP.parent))  # its own import of benchmarks/machine.py
+    spec = importlib.util.spec_from_file_location("beta_vae_sweep", SWEEP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_tiny_sweep_reports_what_scoring_its_checkpoint_gives(tmp_path, capsys):
+    sweep = load_sweep()
+    assert sweep.main(["--betas", "2", "--seeds", "0", "--epochs", "1", "--hidden", "8",
+                       "--latent", "3", "--batch-size", "500", "--out", str(tmp_path)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    row, summary = lines[0], lines[-1]
+    assert (row["beta"], row["seed"]) == (2.0, 0)
+    assert 0.0 <= row["mig"] <= 1.0 and list(row["gaps"]) == list(D.FACTOR_NAMES)
+    assert row["mig"] == pytest.approx(sum(row["gaps"].values()) / 5, abs=1e-3)
+    assert 0 <= row["active_units"] <= 3 and row["rate"] > 0
+    assert summary["best_beta"] == 2.0 and summary["summary"]["2"]["mig_mean"] == row["mig"]
+    (checkpoint,) = tmp_path.glob("beta2-seed0-*/checkpoint.npz")
+    assert sweep.main(["--score", str(checkpoint)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert {k: again[k] for k in ("mig", "gaps", "rate", "active_units")} == \
+        {k: row[k] for k in ("mig", "gaps", "rate", "active_units")}  # fmt: skip
