@@ -96,9 +96,10 @@ class VAE(Model):
         2018, "Understanding disentangling in beta-VAE", eq. 8). The loss becomes
         -recon + beta |KL - c| with the batch's mean recon and KL, so that beta (their gamma,
         large) holds the rate near a target c instead of pushing it to 0, and c = kl_weight C
-        grows with the training loop's KL warm-up (``kl_warmup_epochs``) from 0 to C: the
-        code gains capacity slowly, and the factors that explain the most pixels take the
-        first units, one unit each.
+        grows with the training loop's KL warm-up (``kl_warmup_epochs``) from 0 to C. The
+        paper's argument: a code that gains capacity slowly gives its first units to the
+        factors that explain the most pixels, one unit each (benchmarks/BENCHMARKS.md has
+        what it did on the built-in shapes).
     """
 
     kind = "vae"
