@@ -323,7 +323,11 @@ common.show(plots.line_plot(
 # still has a factor to itself. Shape and orientation stay entangled: they change few
 # pixels, and a unit of their own would cost KL for little gain in reconstruction. With
 # only 250 steps per β every β scored 0.02-0.04: disentanglement appears late in training,
-# after the rate has settled.
+# after the rate has settled. Over three seeds (`benchmarks/beta_vae_sweep.py`, whose seed 0
+# is this run; its table is in benchmarks/BENCHMARKS.md) the mean MIG rises from 0.035 at
+# β = 1 to 0.077 at β = 8 and 0.122 at β = 16, but the seeds scatter more than the βs
+# differ: at β = 16, seed 1 keeps three units, one each for pos_x, pos_y and scale (MIG
+# 0.271), where this seed splits position over four. Read one seed's peak as an example.
 
 # %% [markdown]
 # ## Part 5: is it enough to make the units independent of each other?
@@ -391,7 +395,9 @@ common.show(plots.line_plot(
 # its MIG stays at the level of the small β, far below the best β-VAE's: units that are
 # independent of each other need not each follow one factor. With one seed this is one
 # draw, not a verdict: Locatello et al. (2019) found that disentanglement scores vary with
-# the random seed as much as with the model.
+# the random seed as much as with the model. The batch matters too: 128 images are few
+# neighbours for the estimate of q(z); with batches of 512 (BENCHMARKS.md) the β-TCVAE gave
+# pos_x and pos_y units of their own axis, though pos_x took two.
 
 # %%
 print("What the numbers say")
