@@ -9,12 +9,15 @@ Bernoulli pixels, Adam) trained with ``minivae.train`` on the 40,000 training sh
 are used as they are), with the seed setting the weights, the order and the noise: seed
 0 is lesson 04's run.
 Each model then encodes 10,000 fresh shapes (``make_shapes(10000, seed=2)``, as the
-lesson does) and scores the means μ(x) with the mutual information gap (Chen et al. 2018:
-20 equal-width bins per unit, each factor's gap divided by its entropy), the per-factor
+lesson does) and scores the means μ(x) with the mutual information gap (Chen et al. 2018;
+each I(z_j; v_k) from a histogram of μ_j in 20 equal-width bins, as the lesson and
+disentanglement_lib estimate it, each factor's gap divided by its entropy), the per-factor
 gaps in the order shape, scale, orientation, pos_x, pos_y, the rate (the mean KL) and the
 active units (Cov_x μ > 0.01).
 
---tc-beta trains β-TCVAEs instead (β then weights the rest of the KL: leave it at 1).
+--tc-beta adds (tc_beta − 1) times the batch's total correlation to the loss: with β = 1
+the β-TCVAE (Chen et al. 2018), with β > 1 a β-VAE whose TC is weighted more still.
+Its estimate needs many neighbours in the batch: raise --batch-size with it.
 --capacity C makes the rate a target instead (Burgess et al. 2018): the loss is the
 reconstruction term plus β |KL − c| (β large: their γ), with c rising linearly from 0
 to C nats over the first --warmup epochs; see ``VAE(capacity=...)``.
