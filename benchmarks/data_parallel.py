@@ -1,4 +1,4 @@
-"""Does splitting the batch over two threads speed up a training step? (a measured option of #18)
+"""Does splitting the batch over two threads speed up a training step?
 
     python benchmarks/data_parallel.py                 # batch 128 and 512, float32
     python benchmarks/data_parallel.py --batch 128 --repeats 7

@@ -8,19 +8,19 @@ Adam 1e-3, batch 100) trained without labels on the draw's 50,000 training image
 encoder's mean and log-variance for every image (grey levels in); units whose mean
 varies by less than 0.1 over the data are dropped, as in the paper's code. M2 then
 models the codes: Gaussian p(code | y, z) with one learned variance, 500 hidden units,
-50 latent, softplus, alpha = 50, the KL of z weighted --beta-z. Each step draws fresh
+50 latent, softplus, alpha = 50 (--alpha), the KL of z weighted --beta-z. Each step draws fresh
 codes from q(z | image) (the paper's stochastic features): U on 128 unlabelled codes,
-L and alpha log q(y | code) on all 100 labelled ones (alpha: --alpha). The test error is that of
+L and alpha log q(y | code) on all 100 labelled ones. The test error is that of
 argmax q(y | mean code of the test image) over the 10,000 test images, after the
 last epoch. Kingma et al. report 3.33 % +- 0.14 for M1 + M2 with 100 labels.
 
-Options to study the gap (#19): --m1-hidden (the paper's M1 has two layers of 600 or,
+Options to study the gap to the paper: --m1-hidden (the paper's M1 has two layers of 600 or,
 in the authors' code for this result, 500), --m1-epochs, --keep (the threshold on a
 unit's spread), --standardize (each kept unit of the codes divided by its spread over
 the training images, after its mean is taken off: M2's one learned variance then fits
 every unit alike), --hidden (M2's hidden layer: 300 in the authors' code for 100
 labels), --epochs, --batch-size and --lr. --m1-dir keeps each draw's trained M1 there
-(m1_draw_<seed>.npz) and reads it back when it exists, so that changes to M2 reuse it.
+(m1_draw_<seed>_h<width>_e<epochs>.npz) and reads it back when it exists, so that changes to M2 reuse it.
 
 Prints one JSON line per draw, then a summary line (mean, standard deviation, command).
 """
