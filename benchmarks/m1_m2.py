@@ -20,7 +20,8 @@ unit's spread), --standardize (each kept unit of the codes divided by its spread
 the training images, after its mean is taken off: M2's one learned variance then fits
 every unit alike), --hidden (M2's hidden layer: 300 in the authors' code for 100
 labels), --epochs, --batch-size and --lr. --m1-dir keeps each draw's trained M1 there
-(m1_draw_<seed>_h<width>_e<epochs>.npz) and reads it back when it exists, so that changes to M2 reuse it.
+(m1_draw_<seed>_h<width>_e<epochs>.npz) and reads it back when it exists, so that
+changes to M2 reuse it.
 
 Prints one JSON line per draw, then a summary line (mean, standard deviation, command).
 """
