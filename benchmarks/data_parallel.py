@@ -53,13 +53,8 @@ def openblas_threads():
     sys.exit("data_parallel.py: no OpenBLAS found in this process (NumPy built on another BLAS?)")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, nargs="+", default=[128, 512])
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args(argv)
-
+def measure(batch: int, args, set_threads, pool, argv) -> dict:
+    """Both steps timed on one batch size, alternating; the JSON line's dict."""
     import numpy as np
 
     import minivae as mv
@@ -68,72 +63,84 @@ def main(argv=None) -> int:
     from minivae.models import VAE
     from minivae.optim import Adam
 
+    mv.set_default_dtype("float32")
+    x_host = (np.random.default_rng(1).random((batch, 784)) < 0.13).astype(np.float32)
+    x = B.from_numpy(x_host)
+    mv.manual_seed(0)
+    model = VAE(x_dim=784, hidden=[400], latent=20, activation="relu", likelihood="bernoulli")
+    opt = Adam(model.parameters(), lr=1e-3)
+    params = model.parameters()
+    shared = {id(p.data): p.data for p in params}  # deepcopy keeps these arrays, not copies
+    replicas = [copy.deepcopy(model, shared) for _ in range(2)]
+    halves = [Batch(x[: batch // 2]), Batch(x[batch // 2 :])]
+
+    def plain():
+        loss, _ = model.loss(Batch(x))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def half(i):
+        replicas[i].zero_grad()
+        replicas[i].loss(halves[i])[0].backward()
+
+    parts = {"halves": 0.0, "average_and_adam": 0.0}
+
+    def parallel():
+        t0 = time.perf_counter()
+        other = pool.submit(half, 1)
+        half(0)
+        other.result()
+        t1 = time.perf_counter()
+        for p, a, b in zip(params, replicas[0].parameters(), replicas[1].parameters()):
+            p.grad = 0.5 * (a.grad + b.grad)  # the mean over the whole batch
+        opt.step()
+        parts["halves"] += t1 - t0
+        parts["average_and_adam"] += time.perf_counter() - t1
+
+    def run(step, threads):
+        set_threads(threads)
+        for _ in range(10):
+            step()
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        return batch * args.steps / (time.perf_counter() - t0)
+
+    rates = {"plain": [], "parallel": []}
+    for r in range(args.repeats):
+        order = [("plain", plain, 2), ("parallel", parallel, 1)]
+        for name, step, threads in order if r % 2 == 0 else order[::-1]:
+            rates[name].append(run(step, threads))
+    set_threads(2)
+    steps = args.repeats * (args.steps + 10)
+    return {
+        "batch": batch, "dtype": "float32", "steps": args.steps, "repeats": args.repeats,
+        "plain_samples_per_s": round(statistics.median(rates["plain"]), 1),
+        "parallel_samples_per_s": round(statistics.median(rates["parallel"]), 1),
+        "parallel_over_plain": round(statistics.median(
+            a / b for a, b in zip(rates["parallel"], rates["plain"])), 3),
+        "parallel_ms_halves": round(1e3 * parts["halves"] / steps, 3),
+        "parallel_ms_average_and_adam": round(1e3 * parts["average_and_adam"] / steps, 3),
+        "machine": machine(threads=2),
+        "command": "python benchmarks/data_parallel.py " + " ".join(sys.argv[1:]
+                                                                   if argv is None else argv),
+    }  # fmt: skip
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, nargs="+", default=[128, 512])
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+
+    import numpy  # noqa: F401  (loads the OpenBLAS whose thread count the runs set)
+
     set_threads = openblas_threads()
     pool = ThreadPoolExecutor(1)  # the second thread; the first is this one
-    mv.set_default_dtype("float32")
     for batch in args.batch:
-        x_host = (np.random.default_rng(1).random((batch, 784)) < 0.13).astype(np.float32)
-        x = B.from_numpy(x_host)
-        mv.manual_seed(0)
-        model = VAE(x_dim=784, hidden=[400], latent=20, activation="relu", likelihood="bernoulli")
-        opt = Adam(model.parameters(), lr=1e-3)
-        params = model.parameters()
-        shared = {id(p.data): p.data for p in params}  # deepcopy keeps these arrays, not copies
-        replicas = [copy.deepcopy(model, shared) for _ in range(2)]
-        halves = [Batch(x[: batch // 2]), Batch(x[batch // 2 :])]
-
-        def plain():
-            loss, _ = model.loss(Batch(x))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        def half(i):
-            replicas[i].zero_grad()
-            replicas[i].loss(halves[i])[0].backward()
-
-        parts = {"halves": 0.0, "average_and_adam": 0.0}
-
-        def parallel():
-            t0 = time.perf_counter()
-            other = pool.submit(half, 1)
-            half(0)
-            other.result()
-            t1 = time.perf_counter()
-            for p, a, b in zip(params, replicas[0].parameters(), replicas[1].parameters()):
-                p.grad = 0.5 * (a.grad + b.grad)  # the mean over the whole batch
-            opt.step()
-            parts["halves"] += t1 - t0
-            parts["average_and_adam"] += time.perf_counter() - t1
-
-        def run(step, threads):
-            set_threads(threads)
-            for _ in range(10):
-                step()
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            return batch * args.steps / (time.perf_counter() - t0)
-
-        rates = {"plain": [], "parallel": []}
-        for r in range(args.repeats):
-            order = [("plain", plain, 2), ("parallel", parallel, 1)]
-            for name, step, threads in order if r % 2 == 0 else order[::-1]:
-                rates[name].append(run(step, threads))
-        set_threads(2)
-        steps = args.repeats * (args.steps + 10)
-        print(json.dumps({
-            "batch": batch, "dtype": "float32", "steps": args.steps, "repeats": args.repeats,
-            "plain_samples_per_s": round(statistics.median(rates["plain"]), 1),
-            "parallel_samples_per_s": round(statistics.median(rates["parallel"]), 1),
-            "parallel_over_plain": round(statistics.median(
-                a / b for a, b in zip(rates["parallel"], rates["plain"])), 3),
-            "parallel_ms_halves": round(1e3 * parts["halves"] / steps, 3),
-            "parallel_ms_average_and_adam": round(1e3 * parts["average_and_adam"] / steps, 3),
-            "machine": machine(threads=2),
-            "command": "python benchmarks/data_parallel.py " + " ".join(sys.argv[1:]
-                                                                       if argv is None else argv),
-        }), flush=True)  # fmt: skip
+        print(json.dumps(measure(batch, args, set_threads, pool, argv)), flush=True)
     return 0
 
 

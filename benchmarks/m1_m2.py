@@ -38,6 +38,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
+from machine import machine  # benchmarks/machine.py
+
 import minivae as mv
 from minivae import backend as B
 from minivae import data as D
@@ -45,7 +47,6 @@ from minivae.checkpoint import load_model, save_checkpoint
 from minivae.models import VAE, SemiSupervisedVAE
 from minivae.optim import Adam
 from minivae.train import TrainConfig, prepare_data
-from machine import machine  # benchmarks/machine.py
 
 np = B.np
 KINGMA_M1_M2_ERROR = 0.0333
