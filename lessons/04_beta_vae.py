@@ -396,8 +396,8 @@ common.show(plots.line_plot(
 # independent of each other need not each follow one factor. With one seed this is one
 # draw, not a verdict: Locatello et al. (2019) found that disentanglement scores vary with
 # the random seed as much as with the model. The batch matters too: 128 images are few
-# neighbours for the estimate of q(z); with batches of 512 (BENCHMARKS.md) the β-TCVAE gave
-# pos_x and pos_y units of their own axis, though pos_x took two.
+# neighbours for the estimate of q(z). With batches of 512 and the TC weighted more at
+# β = 16 (BENCHMARKS.md), two seeds of three gave pos_x, pos_y and scale a unit each.
 
 # %%
 print("What the numbers say")
