@@ -394,7 +394,7 @@ def test_capacity_is_kept_in_the_config_and_checked():
     assert tiny("vae").config["capacity"] is None
     assert "capacity" not in tiny("cvae").config  # the conditional models keep the plain bound
     for bad in (0.0, -1.0, float("inf"), True, "5"):
-        with pytest.raises(ValueError, match="capacity must be a number of nats > 0"):
+        with pytest.raises(ValueError, match=r"capacity \(nats\) must be a finite number > 0"):
             tiny("vae", capacity=bad)
     with pytest.raises(ValueError, match="capacity=5.0 needs objective='elbo' and tc_beta=1"):
         tiny("vae", capacity=5.0, tc_beta=3.0)
@@ -449,6 +449,7 @@ def test_inputs_of_the_wrong_width_are_rejected(kind):
         (VAE, {"beta": -0.5}, "beta.*got -0.5"),
         (VAE, {"likelihood": "gaussian", "sigma": 0.0}, "sigma.*> 0.*got 0.0"),
         (VAE, {"likelihood": "gaussian", "sigma": -1.0}, "sigma.*got -1.0"),
+        (VAE, {"likelihood": "gaussian", "sigma": float("inf")}, "sigma.*finite.*got inf"),
         (VAE, {"sigma": 0.5}, "sigma=0.5 only applies"),
         (VAE, {"n_samples": 0}, "n_samples.*got 0"),
         (VAE, {"latent": 0}, "latent.*got 0"),

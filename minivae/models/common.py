@@ -89,6 +89,14 @@ def check_non_negative(owner: str, name: str, value) -> float:
     return float(value)
 
 
+def check_positive(owner: str, name: str, value) -> float:
+    """value as a float if it is a finite number > 0, else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not 0 < value < math.inf:  # fmt: skip
+        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def config_size(c: dict, key: str) -> int:
     """c[key] as a positive int, or a ValueError naming ``model_config[key]``."""
     value = c.get(key)

@@ -25,7 +25,6 @@ every number is in nats per example.
 from __future__ import annotations
 
 import math
-import numbers
 
 from minivae import backend as B
 from minivae import ops
@@ -45,6 +44,7 @@ from minivae.models.common import (
     check_choice,
     check_hidden,
     check_non_negative,
+    check_positive,
     check_positive_int,
     config_size,
     config_sizes,
@@ -121,9 +121,7 @@ class VAE(Model):
         if sigma is not None:
             if self.likelihood != "gaussian":
                 raise ValueError(f"{name}: sigma={sigma!r} only applies to likelihood='gaussian'")
-            if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma > 0:
-                raise ValueError(f"{name}: sigma must be a number > 0, got {sigma!r}")
-            sigma = float(sigma)
+            sigma = check_positive(name, "sigma", sigma)
         if learned_sigma and self.likelihood != "gaussian":
             raise ValueError(f"{name}: learned_sigma=True only applies to likelihood='gaussian'")
         self.sigma, self.learned_sigma = sigma, bool(learned_sigma)
@@ -143,14 +141,10 @@ class VAE(Model):
             check_choice(name, "init", init, INITS)
         self.init = init
         if capacity is not None:
-            if isinstance(capacity, bool) or not isinstance(capacity, numbers.Real) \
-                    or not 0 < capacity < math.inf:  # fmt: skip
-                raise ValueError(f"{name}: capacity must be a number of nats > 0, or None; "
-                                 f"got {capacity!r}")  # fmt: skip
+            capacity = check_positive(name, "capacity (nats)", capacity)
             if self.objective != "elbo" or self.tc_beta != 1.0:
                 raise ValueError(f"{name}: capacity={capacity!r} needs objective='elbo' and "
                                  f"tc_beta=1, got {objective!r} and {tc_beta!r}")  # fmt: skip
-            capacity = float(capacity)
         self.capacity = capacity
         self._build(activation)
 
