@@ -77,14 +77,13 @@ def run_one(args, beta: float, seed: int) -> dict:
 
 def score(checkpoint: str) -> dict:
     """MIG, per-factor gaps, rate and active units of a shapes VAE's checkpoint."""
+    import common  # lessons/common.py: encode_mean, the batched μ(x) of a model
     import numpy as np
 
     from minivae import data as D
     from minivae import disentanglement as dis
     from minivae import metrics
     from minivae.checkpoint import load_model
-
-    import common  # lessons/common.py: encode_mean, the batched μ(x) of a model
 
     vae, _ = load_model(checkpoint, expect_kind="vae")
     vae.eval()
