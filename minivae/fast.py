@@ -12,13 +12,15 @@ plain version it stands in for, values and gradients, in ``tests/test_fast_paths
     Softplus                    the softplus op on those two
     BernoulliLogProb            the Bernoulli log-likelihood per element on those two
     BernoulliLogLikelihood      the same summed per example, in cache-sized blocks without gradients
+    TotalCorrelation            the batch estimate of the total correlation, one op with its backward
     Adam                        Adam on decayed sums, constants folded, scratch buffers reused
     flush_subnormal             Adam's first moment set to 0 below the normal range
 
 **The switch.** ``minivae.fast.enabled`` is True unless the environment variable
 ``MINIVAE_FAST`` is ``0`` when minivae is imported. ``set_enabled(False)`` turns it off,
 plainly or for a block: ``with fast.set_enabled(False): ...``. The ops read it at every
-call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``); ``Adam(...)``
+call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``), and so does
+``distributions.total_correlation`` (``fast.TotalCorrelation`` or eight plain ops); ``Adam(...)``
 reads it when it is built (it builds a ``fast.Adam`` while it is on). The results match
 the plain versions to a few units in the last place, not always bit for bit, so
 reproduce a run with the setting it ran with. The other ops have no fast version.
@@ -234,6 +236,88 @@ class BernoulliLogLikelihood(Function):
         if self.needs_input_grad[1]:
             gx = unbroadcast(self.logits * g, self.x.shape)
         return gl, gx
+
+
+# BENCHMARKS.md, "Measurements behind single decisions", row "total correlation, one op": the
+# plain estimate is eight ops over (B, B, D) arrays, each pass of which goes out to memory, and
+# a β-TCVAE step at B = 512, D = 10 spent most of its time there. This op works on one latent
+# dimension's (B, B) slice at a time, small enough to stay in cache, with every sum over the
+# batch along a contiguous axis, and keeps only the softmax weights for the backward.
+
+
+class TotalCorrelation(Function):
+    """TC_i = log q(z_i) - sum_d log q(z_id), both from the batch; distributions.total_correlation
+
+    z, mu, log_var (B, D) -> (B,). With p_dij = log N(z_id | mu_jd, e^(log_var_jd)):
+        log q(z_i)   = logsumexp_j sum_d p_dij - log B,
+        log q(z_id)  = logsumexp_j p_dij - log B.
+    Backward: the gradient of TC_i in p_dij is G_dij = g_i (V_ij - W_dij), V and W the
+    softmaxes over j of the joint and of each marginal; then through p_dij, with
+    r = z_id - mu_jd and s = e^(-log_var_jd): dp/dz = -r s, dp/dmu = r s,
+    dp/dlog_var = (r^2 s - 1) / 2.
+    """
+
+    def forward(self, z, mu, log_var):
+        xp = B.xp
+        if not (z.ndim == 2 and z.shape == mu.shape == log_var.shape):
+            raise ValueError(
+                f"total_correlation: z, mu and log_var must be (B, D) arrays of one shape, got "
+                f"{z.shape}, {mu.shape} and {log_var.shape}"
+            )
+        b, d = z.shape
+        self.zt, self.mut = z.T.copy(), mu.T.copy()  # (D, B): one row per latent dimension
+        log_var_t = log_var.T.copy()
+        self.prec = xp.exp(-log_var_t)  # (D, B): s_jd = 1 / sigma_jd^2
+        self.w = xp.empty((d, b, b), dtype=z.dtype)  # the p_d, then the marginals' softmaxes W_d
+        quad = xp.zeros((b, b), dtype=z.dtype)  # sum_d of r^2 s + log_var: the joint, up to -1/2
+        log_marg = xp.empty((d, b), dtype=z.dtype)
+        for k in range(d):  # one (B_i, B_j) slice at a time
+            p = self.w[k]
+            xp.subtract(self.zt[k][:, None], self.mut[k][None, :], out=p)  # r_ij = z_ik - mu_jk
+            p *= p
+            p *= self.prec[k]
+            p += log_var_t[k]
+            quad += p
+            p *= -0.5  # p_kij + log(2 pi) / 2
+            log_marg[k] = _log_sum_and_softmax(p)  # p is now W_k
+        quad *= -0.5  # sum_d p_dij + D log(2 pi) / 2
+        log_joint = _log_sum_and_softmax(quad)
+        self.v = quad  # V
+        half_log_2pi, log_b = 0.5 * B.LOG_2PI, math.log(b)  # the constants left out above
+        log_joint -= d * half_log_2pi + log_b  # log q(z_i)
+        log_marg -= half_log_2pi + log_b  # log q(z_id)
+        return log_joint - log_marg.sum(axis=0)
+
+    def backward(self, grad_out):
+        # G = g_i (V_ij - W_kij); H = G r s; dz_ik = -sum_j H, dmu_jk = sum_i H,
+        # dlog_var_jk = sum_i G (r^2 s - 1) / 2 = (sum_i H r - sum_i G) / 2
+        xp = B.xp
+        d, b = self.zt.shape
+        gz, gmu, glv = (xp.empty((d, b), dtype=self.w.dtype) for _ in range(3))
+        r, h = xp.empty((b, b), dtype=self.w.dtype), xp.empty((b, b), dtype=self.w.dtype)
+        for k in range(d):
+            g = self.w[k]  # W_k, overwritten by G_k: it is not needed again
+            xp.subtract(self.v, g, out=g)
+            g *= grad_out[:, None]
+            xp.subtract(self.zt[k][:, None], self.mut[k][None, :], out=r)
+            xp.multiply(g, r, out=h)
+            h *= self.prec[k]
+            gz[k] = -h.sum(axis=1)
+            gmu[k] = h.sum(axis=0)
+            h *= r
+            glv[k] = 0.5 * (h.sum(axis=0) - g.sum(axis=0))
+        return gz.T, gmu.T, glv.T
+
+
+def _log_sum_and_softmax(a):
+    """logsumexp of a over its last axis; a is overwritten by the softmax weights."""
+    xp = B.xp
+    top = a.max(axis=-1, keepdims=True)
+    a -= top
+    xp.exp(a, out=a)
+    total = a.sum(axis=-1, keepdims=True)
+    a /= total
+    return (xp.log(total) + top)[..., 0]
 
 
 # ----------------------------------------------------------------------------- Adam

@@ -268,7 +268,9 @@ def test_total_correlation_is_large_for_codes_that_move_together():
     assert np.all(tc <= 2 * np.log(16) + 1e-9)  # log q(z) <= log(1/B) + max, marginals >= ...
 
 
-def test_total_correlation_gradients_match_central_differences():
+@pytest.mark.parametrize("fast_paths", [True, False], ids=["fast", "plain"])
+def test_total_correlation_gradients_match_central_differences(fast_paths):
+    from minivae import fast
     from minivae.gradcheck import gradcheck
 
     rng = np.random.default_rng(2)
@@ -277,6 +279,42 @@ def test_total_correlation_gradients_match_central_differences():
     def tc(z, mu, log_var):
         return dist.total_correlation(z, dist.DiagonalGaussian(mu, 0.5 * log_var))
 
-    report = gradcheck(tc, [z, mu, log_var], mode="full")
+    with fast.set_enabled(fast_paths):
+        report = gradcheck(tc, [z, mu, log_var], mode="full")
     assert report.ok, str(report)
     assert report.checked == 5 * 45  # every entry of the (B,) x (3 inputs of 15) Jacobian
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch", [1, 7, 300])
+def test_fast_total_correlation_matches_the_plain_ops(dtype, batch):
+    """fast.TotalCorrelation (one op, slices of (B, B)) against the eight plain ops: values
+    and all three gradients, for tight and broad posteriors, to a few eps of the dtype."""
+    from minivae import fast
+
+    rng = np.random.default_rng(batch)
+    z0, mu0 = (rng.standard_normal((batch, 4)).astype(dtype) * 2 for _ in range(2))
+    log_var0 = (rng.standard_normal((batch, 4)) * 3 - 2).astype(dtype)  # sigma^2 from e^-11 to e^7
+    weights = rng.standard_normal(batch).astype(dtype)
+    results = {}
+    for flag in (True, False):
+        with fast.set_enabled(flag):
+            z, mu, log_var = (Tensor(a.copy(), requires_grad=True) for a in (z0, mu0, log_var0))
+            tc = dist.total_correlation(z, dist.DiagonalGaussian(mu, log_var))
+            (tc * Tensor(weights)).sum().backward()
+            results[flag] = [tc.data, z.grad, mu.grad, log_var.grad]
+    eps = np.finfo(dtype).eps
+    for name, got, want in zip(["tc", "dz", "dmu", "dlog_var"], results[True], results[False]):
+        assert got.dtype == np.dtype(dtype), name
+        scale = max(np.abs(want).max(), 1.0)
+        assert np.abs(got - want).max() <= 64 * eps * scale, name
+    if batch == 1:  # one example: its own aggregate, which factorizes
+        np.testing.assert_allclose(results[True][0], 0.0, atol=64 * eps)
+
+
+def test_fast_total_correlation_names_shapes_that_do_not_match():
+    from minivae import fast
+
+    z = np.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"\(B, D\) arrays of one shape.*\(4, 3\).*\(4, 2\)"):
+        fast.TotalCorrelation.apply(z, np.zeros((4, 3)), np.zeros((4, 2)))
