@@ -36,8 +36,11 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, CHECKOUT)
+sys.path.insert(0, os.path.join(CHECKOUT, "lessons"))  # for lessons/common.py
 
+import common  # lessons/common.py: encode, the batched (μ(x), log σ²(x)) of a model
 from machine import machine  # benchmarks/machine.py
 
 import minivae as mv
@@ -75,13 +78,11 @@ def train_m1(x_train, args, rng) -> VAE:
 
 @mv.no_grad()
 def codes(m1: VAE, images):
-    """(mean, log-variance) of q(z | image) for grey-level images: host (N, 50) each."""
-    mus, log_vars = [], []
-    for start in range(0, len(images), CODE_BATCH):
-        mu, log_var = m1.encode(D.to_device(images[start : start + CODE_BATCH]))
-        mus.append(B.to_numpy(mu.data))
-        log_vars.append(B.to_numpy(log_var.data))
-    return np.concatenate(mus), np.concatenate(log_vars)
+    """(mean, log-variance) of q(z | image) for grey-level images: host (N, 50) each, in M1's
+    dtype (lessons/common.encode returns float64; the round trip from float32 is exact)."""
+    mu, log_var = common.encode(m1, images, batch_size=CODE_BATCH)
+    dtype = m1.parameters()[0].data.dtype
+    return mu.astype(dtype), log_var.astype(dtype)
 
 
 def run_draw(args, seed: int, test) -> dict:
