@@ -19,7 +19,8 @@ in the authors' code for this result, 500), --m1-epochs, --keep (the threshold o
 unit's spread), --standardize (each kept unit of the codes divided by its spread over
 the training images, after its mean is taken off: M2's one learned variance then fits
 every unit alike), --hidden (M2's hidden layer: 300 in the authors' code for 100
-labels), --epochs, --batch-size and --lr. --m1-dir keeps each draw's trained M1 there
+labels), --per-unit-variance (p(code | y, z) with a learned variance for each unit, as in
+the authors' code), --epochs, --batch-size and --lr. --m1-dir keeps each draw's trained M1 there
 (m1_draw_<seed>_h<width>_e<epochs>.npz) and reads it back when it exists, so that
 changes to M2 reuse it.
 
@@ -117,7 +118,8 @@ def run_draw(args, seed: int, test) -> dict:
     unlabelled = np.setdiff1d(np.arange(len(x_train)), labelled)
 
     m2 = SemiSupervisedVAE(x_dim=int(keep.sum()), hidden=(args.hidden,), latent=50,
-                           likelihood="gaussian", learned_sigma=True, alpha=args.alpha,
+                           likelihood="gaussian", alpha=args.alpha,
+                           learned_sigma="per_unit" if args.per_unit_variance else True,
                            beta=args.beta_z)  # fmt: skip
     opt = Adam(m2.parameters(), lr=args.lr)
     y_lab = B.from_numpy(y_train[labelled].astype(np.int64))
@@ -147,6 +149,7 @@ def run_draw(args, seed: int, test) -> dict:
     return {"draw_seed": seed, "test_error": errors[-1], "kept_units": int(keep.sum()),
             "m1_epochs": args.m1_epochs, "m1_hidden": args.m1_hidden, "keep": args.keep,
             "standardize": args.standardize, "hidden": args.hidden, "alpha": args.alpha,
+            "per_unit_variance": args.per_unit_variance,
             "epochs": args.epochs, "beta_z": args.beta_z,
             "lr": args.lr, "batch_size": args.batch_size, "m1_seconds": round(m1_seconds, 1),
             "seconds": round(time.perf_counter() - t0, 1), "test_error_per_epoch": errors}  # fmt: skip
@@ -166,6 +169,9 @@ def main(argv=None) -> int:
     p.add_argument("--standardize", action="store_true",
                    help="M2 models each kept unit divided by its spread, mean taken off")
     p.add_argument("--hidden", type=int, default=500, help="M2's hidden units")
+    p.add_argument("--per-unit-variance", action="store_true",
+                   help="p(code | y, z) with a learned variance per unit, as the authors' code "
+                        "(default: one learned variance for all units)")  # fmt: skip
     p.add_argument("--alpha", type=float, default=50.0,
                    help="M2's classification weight per labelled example (the paper's 0.1 N / "
                         "N_labelled = 50; with all 100 labelled codes in every step of 128 "

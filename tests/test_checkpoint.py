@@ -50,6 +50,8 @@ CONFIGS = [
     {"kind": "m2", "x_dim": 12, "hidden": [8], "latent": 3, "n_classes": 5,
      "classifier_hidden": [6, 4]},
     {"kind": "m2", "x_dim": 12},
+    {"kind": "m2", "x_dim": 12, "hidden": [8], "latent": 3, "likelihood": "gaussian",
+     "learned_sigma": "per_unit"},
     {"kind": "ssvae-continuous", "x_dim": 12, "hidden": [8], "latent": 3, "label_dim": 2},
     {"kind": "ssvae-continuous", "x_dim": 12, "hidden": [8], "latent": 3,
      "regressor_hidden": [], "likelihood": "gaussian", "learned_sigma": True},

@@ -57,6 +57,7 @@ CASES = {
     "two samples of z": {"n_samples": 2},
     "Monte-Carlo KL": {"kl": "mc"},
     "Gaussian decoder": {"likelihood": "gaussian", "sigma": 0.7, "learned_sigma": True},
+    "a variance per unit": {"likelihood": "gaussian", "sigma": 0.7, "learned_sigma": "per_unit"},
 }
 
 

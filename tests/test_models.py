@@ -282,6 +282,33 @@ def test_gaussian_decoder_sigma_is_the_lectures_alpha():
     assert learned.decoder_log_var.numpy()[0] == pytest.approx(2 * math.log(s))
 
 
+def test_a_per_unit_learned_sigma_weighs_each_dimension_by_its_own_variance():
+    """learned_sigma="per_unit": log sigma_d^2 of shape (x_dim,), and the likelihood is
+    sum_d log N(x_d | g_d, sigma_d^2), checked by hand with unequal sigmas."""
+    model = tiny("vae", likelihood="gaussian", learned_sigma="per_unit", sigma=0.5)
+    log_var = model.decoder_log_var.numpy()
+    assert log_var.shape == (X_DIM,) and np.allclose(log_var, 2 * math.log(0.5))
+    assert dict(model.named_parameters())["decoder_log_var"] is model.decoder_log_var
+    log_var = np.linspace(-2.0, 1.0, X_DIM)
+    model.decoder_log_var.data[:] = log_var
+    x, _ = data()
+    zeros = np.zeros((5, 2))
+    recon = model.elbo(x, eps=zeros)["recon"].numpy()
+    g = model.decode(model.encode(x)[0]).numpy()
+    expected = -0.5 * (((x - g) ** 2) / np.exp(log_var) + log_var + math.log(2 * math.pi)).sum(axis=1)
+    assert np.allclose(recon, expected, rtol=1e-12)
+    assert model.config["learned_sigma"] == "per_unit"
+    assert_loss_gradients(model, lambda: model.loss(Batch(x))[0])
+
+
+@pytest.mark.parametrize("value", ["per-unit", 2, 0.5])
+def test_learned_sigma_refuses_other_values(value):
+    with pytest.raises(ValueError, match=r"learned_sigma must be one of False, True, 'per_unit'"):
+        tiny("vae", likelihood="gaussian", learned_sigma=value)
+    with pytest.raises(ValueError, match=r"learned_sigma='per_unit' only applies to likelihood='gaussian'"):
+        tiny("vae", learned_sigma="per_unit")
+
+
 # ----------------------------------------------------------------------------- gradient checks, end to end
 
 

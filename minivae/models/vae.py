@@ -72,7 +72,10 @@ class VAE(Model):
             -log N(x | g(z), sigma_x^2 I) = ||x - g(z)||^2 / (2 sigma_x^2) + (D/2) log(2 pi sigma_x^2),
         so alpha = 1 / (2 sigma_x^2), i.e. sigma_x = 1 / sqrt(2 alpha): a large alpha is
         a decoder that claims little noise, and the KL weighs less against the fit.
-    learned_sigma: learn one shared log sigma_x^2 (a parameter, initialised from sigma).
+    learned_sigma: learn one shared log sigma_x^2 (True: a parameter of shape (1,), initialised
+        from sigma), or "per_unit": one log sigma_d^2 per data dimension, shape (x_dim,), so
+        that a dimension with more spread weighs less in the fit (Kingma et al. 2014's M2 on
+        M1's codes has a variance per unit).
     beta: weight of the KL in the loss (loss = -(recon - beta * kl)); "elbo" stays the true bound.
     n_samples: Monte-Carlo samples of z per example for the reconstruction term.
     kl: "analytic" (closed form, Computational Intelligence Lab, Series 9, Problem 1.7) or
@@ -122,9 +125,13 @@ class VAE(Model):
             if self.likelihood != "gaussian":
                 raise ValueError(f"{name}: sigma={sigma!r} only applies to likelihood='gaussian'")
             sigma = check_positive(name, "sigma", sigma)
+        if isinstance(learned_sigma, str) or learned_sigma not in (False, True):
+            check_choice(name, "learned_sigma", learned_sigma, (False, True, "per_unit"))
         if learned_sigma and self.likelihood != "gaussian":
-            raise ValueError(f"{name}: learned_sigma=True only applies to likelihood='gaussian'")
-        self.sigma, self.learned_sigma = sigma, bool(learned_sigma)
+            raise ValueError(f"{name}: learned_sigma={learned_sigma!r} only applies to "
+                             "likelihood='gaussian'")  # fmt: skip
+        self.sigma = sigma
+        self.learned_sigma = "per_unit" if learned_sigma == "per_unit" else bool(learned_sigma)
         self.beta = check_non_negative(name, "beta", beta)
         self.n_samples = check_positive_int(name, "n_samples", n_samples)
         self.kl = check_choice(name, "kl", kl, ("analytic", "mc"))
@@ -160,9 +167,10 @@ class VAE(Model):
             self.encoder[-1].weight.data[:, 2 * self.latent :] = 0.0
         if self.likelihood == "gaussian":
             log_var = 2.0 * math.log(self.sigma if self.sigma is not None else 1.0)
-            if self.learned_sigma:  # one shared log sigma_x^2, a parameter
+            if self.learned_sigma:  # log sigma_x^2, a parameter: one shared, or one per unit
+                shape = self.extra_parameter_shapes(vars(self))["decoder_log_var"]
                 self.decoder_log_var = Tensor(
-                    B.xp.full((1,), log_var, dtype=B.get_default_dtype()), requires_grad=True
+                    B.xp.full(shape, log_var, dtype=B.get_default_dtype()), requires_grad=True
                 )
             else:
                 self.decoder_log_var = log_var  # a constant number
@@ -184,9 +192,11 @@ class VAE(Model):
 
     @classmethod
     def extra_parameter_shapes(cls, c: dict) -> dict:
-        """A learned Gaussian decoder's one shared log sigma_x^2."""
-        learned = c.get("likelihood") == "gaussian" and c.get("learned_sigma")
-        return {"decoder_log_var": (1,)} if learned else {}
+        """A learned Gaussian decoder's log sigma_x^2: one shared (1,), or one per unit (x_dim,)."""
+        learned = c.get("learned_sigma")
+        if c.get("likelihood") != "gaussian" or not learned:
+            return {}
+        return {"decoder_log_var": (config_size(c, "x_dim"),) if learned == "per_unit" else (1,)}
 
     @classmethod
     def posterior_width(cls, c: dict) -> int:
