@@ -29,6 +29,7 @@ FIGURES = {
     "3_mutual_information_matrices.png",
     "4_disentanglement_vs_beta.png",
     "5_tcvae.png",
+    "6_traversals_beta16_tc40.png",
 }
 VERDICTS = (
     "shapes_rate_falls_distortion_rises",
@@ -44,6 +45,8 @@ VERDICTS = (
     "tc_falls_with_beta",
     "tcvae_lowers_tc",
     "tcvae_mig_below_the_best_beta_vae",
+    "combined_mig_above_every_beta_vae",
+    "combined_position_and_scale_get_units",
 )
 
 
@@ -79,7 +82,7 @@ def test_the_command_line_set_the_first_cells_settings(run):
 
 def test_parts_print_in_reading_order(run):
     printed = run[3]
-    starts = [printed.index(f"Part {i}:") for i in range(1, 6)]
+    starts = [printed.index(f"Part {i}:") for i in range(1, 7)]
     assert starts == sorted(starts)
     assert printed.index("What the numbers say") > starts[-1]
 
@@ -106,7 +109,7 @@ def test_larger_beta_pays_less_rate_and_more_distortion(summary, tag):
 
 def test_disentanglement_scores_are_in_range(summary):
     s = summary
-    for key in ("shapes_beta1", "shapes_beta16", "tcvae"):
+    for key in ("shapes_beta1", "shapes_beta16", "tcvae", "combined"):
         assert 0.0 <= s[f"{key}_mig"] <= 1.0
         gaps = s[f"{key}_mig_per_factor"]
         assert len(gaps) == 5 and all(0.0 <= g <= 1.0 for g in gaps)
@@ -124,7 +127,7 @@ def test_mutual_information_labels_the_traversals(run):
     for beta in (1, 16):
         mi = namespace["mi"][beta]  # (latent, K) I(z_u; v_k), at most H(v_k)
         assert mi.shape == (10, 5) and (mi >= 0).all() and (mi <= entropies + 1e-9).all()
-        order, labels = namespace["unit_labels"](beta)
+        order, labels = namespace["unit_labels"](namespace["shapes"][beta]["activity"], mi)
         assert sorted(order) == list(range(10)) and len(labels) == 10
         assert f"β = {beta}, units by activity: " + "; ".join(labels) in printed
 
@@ -142,8 +145,19 @@ def test_the_tcvae_weighs_only_the_total_correlation(run):
     assert config["model"]["tc_beta"] == 6.0 and config["model"]["beta"] == 1.0
 
 
+def test_beta_and_tc_together_train_on_larger_batches(run):
+    """Part 6: β = 16 and β_TC = 40 in one model, its TC estimated on batches of 512."""
+    folder, s, namespace, printed = run
+    config = json.loads((folder / "runs" / "shapes_beta16_tc40" / "config.json").read_text())
+    assert config["model"]["beta"] == 16.0 and config["model"]["tc_beta"] == 40.0
+    assert config["batch_size"] == 512 and config["batch_size"] != namespace["BATCH_SIZE"]
+    assert s["combined_rate"] > 0 and s["combined_distortion"] > 0
+    assert 0 <= s["combined_active_units"] <= 10 and math.isfinite(s["combined_tc"])
+    assert "β = 16, β_TC = 40, units by activity: " in printed
+
+
 def test_lesson_reads_as_a_notebook():
-    assert_notebook_form(FILENAME, {"DATASET", "PROGRESS", "TC_BETA"}, 5, cited=(
+    assert_notebook_form(FILENAME, {"DATASET", "PROGRESS", "TC_BETA"}, 6, cited=(
         'Understanding Deep Learning, ch. 17, "VAE applications [4]"',
         "PGM Lecture 30",
         "docs/ERRATA.md#e10-",
