@@ -50,6 +50,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
+from machine import machine  # benchmarks/machine.py
+
 import minivae as mv
 from minivae import backend as B
 from minivae import data as D
@@ -58,7 +60,6 @@ from minivae.metrics import classification_error
 from minivae.models import SemiSupervisedVAE
 from minivae.optim import Adam
 from minivae.train import TrainConfig, train
-from machine import machine  # benchmarks/machine.py
 
 TEST_BINARIZATION_SEED = 12345
 BAR = 0.10  # mean test error over the draws

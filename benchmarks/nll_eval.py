@@ -49,7 +49,6 @@ def main(argv=None) -> int:
         os.environ[var] = str(args.threads)  # before NumPy or PyTorch is imported
 
     import minivae as mv
-    from minivae import backend as B
     from minivae.checkpoint import load_model
     from minivae.data import binarize_fixed, load_dataset
     from minivae.metrics import default_chunk

@@ -29,13 +29,14 @@ import timeit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
+from machine import machine  # benchmarks/machine.py
+
 import minivae as mv
 from minivae import backend as B
 from minivae import fast
 from minivae.data import Batch
 from minivae.models import SemiSupervisedVAE
 from minivae.models import m2 as m2_module
-from machine import machine  # benchmarks/machine.py
 
 np = B.np
 

@@ -298,7 +298,7 @@ class Tensor:
 
 
 def _ops():
-    import minivae.ops as ops
+    from minivae import ops
 
     return ops
 

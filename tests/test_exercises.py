@@ -312,7 +312,7 @@ def test_wrong_shapes_counts_and_dtypes_of_values_are_explained():
 def test_the_iwae_toy_shows_the_bound_rising_and_catches_the_elbo():
     passed = check_answer("iwae_toy", reference.iwae_toy)
     assert passed.ok and "the bound rises with K" in passed.message
-    rows = re.findall(r"^\s+(\d+)\s+(-?[\d.]+) \+- ([\d.]+)\s+([\d.]+)$", passed.message, re.M)
+    rows = re.findall(r"^\s+(\d+)\s+(-?[\d.]+) \+- ([\d.]+)\s+([\d.]+)$", passed.message, re.MULTILINE)
     assert [int(r[0]) for r in rows] == [1, 2, 5, 20, 100]
     means = [float(r[1]) for r in rows]
     assert means == sorted(means) and float(rows[-1][3]) < float(rows[0][3]) / 5
@@ -544,10 +544,10 @@ def test_the_readme_table_lists_every_exercise_in_order_with_its_lecture():
 def test_every_derivation_has_a_worked_solution_that_ends_in_a_coded_exercise():
     problems = (HERE / "DERIVATIONS.md").read_text()
     solutions = (HERE / "SOLUTIONS.md").read_text()
-    numbers = re.findall(r"^## Problem (\d+)", problems, re.M)
+    numbers = re.findall(r"^## Problem (\d+)", problems, re.MULTILINE)
     assert len(numbers) >= 5
-    assert re.findall(r"^## Solution (\d+)", solutions, re.M) == numbers
-    for part in re.split(r"^## Solution \d+", solutions, flags=re.M)[1:]:
+    assert re.findall(r"^## Solution (\d+)", solutions, re.MULTILINE) == numbers
+    for part in re.split(r"^## Solution \d+", solutions, flags=re.MULTILINE)[1:]:
         checked = re.findall(r"Checked by exercise `(\w+)`", part)
         assert checked, f"a solution does not name the exercise that checks it:\n{part[:200]}"
         for name in checked:

@@ -32,8 +32,8 @@ from minivae import backend as B
 from minivae import data as D
 from minivae import metrics, ops
 from minivae.checkpoint import load_model, save_checkpoint
-from minivae.data import Batch
 from minivae.cli import main as cli_main
+from minivae.data import Batch
 from minivae.gradcheck import assert_gradcheck
 from minivae.models import build_model
 from minivae.optim import OPTIMIZERS, clip_grad_norm
