@@ -287,7 +287,7 @@ def test_total_correlation_gradients_match_central_differences(fast_paths):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch", [1, 7, 300])
-def test_fast_total_correlation_matches_the_plain_ops(dtype, batch):
+def test_fast_total_correlation_matches_the_plain_ops(dtype, batch, device):
     """fast.TotalCorrelation (one op, slices of (B, B)) against the eight plain ops: values
     and all three gradients, for tight and broad posteriors, to a few eps of the dtype."""
     from minivae import fast
@@ -299,10 +299,11 @@ def test_fast_total_correlation_matches_the_plain_ops(dtype, batch):
     results = {}
     for flag in (True, False):
         with fast.set_enabled(flag):
-            z, mu, log_var = (Tensor(a.copy(), requires_grad=True) for a in (z0, mu0, log_var0))
+            z, mu, log_var = (Tensor(B.from_numpy(a), requires_grad=True)
+                              for a in (z0, mu0, log_var0))  # fmt: skip
             tc = dist.total_correlation(z, dist.DiagonalGaussian(mu, log_var))
-            (tc * Tensor(weights)).sum().backward()
-            results[flag] = [tc.data, z.grad, mu.grad, log_var.grad]
+            (tc * Tensor(B.from_numpy(weights))).sum().backward()
+            results[flag] = [B.to_numpy(a) for a in (tc.data, z.grad, mu.grad, log_var.grad)]
     eps = np.finfo(dtype).eps
     for name, got, want in zip(["tc", "dz", "dmu", "dlog_var"], results[True], results[False]):
         assert got.dtype == np.dtype(dtype), name
