@@ -404,7 +404,7 @@ common.show(plots.line_plot(
 # correlation does: a rotated square grid is not the product of its marginals. So here
 # β = 16 for the whole KL and the total correlation weighted more, (β_TC − 1) TC on top,
 # with β_TC = 40; the estimate of q(z) takes each batch as its data, so the batches hold
-# 512 images, for 100 epochs (7,800 steps; about 8 minutes on one core).
+# 512 images, for 100 epochs (7,800 steps; about 7 minutes on an idle core).
 # *Predict:* which factors get a unit now, and does MIG pass Part 4's best?
 
 # %%
@@ -434,9 +434,9 @@ traversals(combined, combined_activity, combined_mi,
 # What the full run shows (seed 0): three units stay active, one for pos_y (0.72 of its
 # entropy), one for pos_x (0.72) and one for scale (0.46), and the traversal figure moves the
 # shape down, across and smaller, one unit each: the picture of PGM Lecture 30's
-# "beta-VAE" slides, which Parts 3 and 4 did not give. MIG is 0.346 against the best β-VAE's 0.132, and the β-VAE
-# metric 0.82 against 0.50-0.60. It is not yet a law: over three seeds
-# (`benchmarks/beta_vae_sweep.py`, whose seed 0 is this run; the table is in
+# "beta-VAE" slides, which Parts 3 and 4 did not give. MIG is 0.346 against the best
+# β-VAE's 0.132, and the β-VAE metric 0.82 against 0.50-0.60. It is not yet a law: over
+# three seeds (`benchmarks/beta_vae_sweep.py`, whose seed 0 is this run; the table is in
 # benchmarks/BENCHMARKS.md) seed 1 finds the same three units (MIG 0.304) and seed 2 splits
 # pos_x over three units (0.137), a mean of 0.262; at β = 20 all three seeds find them (MIG
 # 0.28-0.29): try COMBINED_BETA = 20.0 with another SEED. MIG stays well below 1 even for
