@@ -49,6 +49,7 @@ from minivae import backend as B
 from minivae import data as D
 from minivae.checkpoint import load_model, save_checkpoint
 from minivae.models import VAE, SemiSupervisedVAE
+from minivae.models.common import model_dtype
 from minivae.optim import Adam
 from minivae.train import TrainConfig, prepare_data
 
@@ -82,7 +83,7 @@ def codes(m1: VAE, images):
     """(mean, log-variance) of q(z | image) for grey-level images: host (N, 50) each, in M1's
     dtype (lessons/common.encode returns float64; the round trip from float32 is exact)."""
     mu, log_var = common.encode(m1, images, batch_size=CODE_BATCH)
-    dtype = m1.parameters()[0].data.dtype
+    dtype = model_dtype(m1)
     return mu.astype(dtype), log_var.astype(dtype)
 
 

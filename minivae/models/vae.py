@@ -125,8 +125,7 @@ class VAE(Model):
             if self.likelihood != "gaussian":
                 raise ValueError(f"{name}: sigma={sigma!r} only applies to likelihood='gaussian'")
             sigma = check_positive(name, "sigma", sigma)
-        if isinstance(learned_sigma, str) or learned_sigma not in (False, True):
-            check_choice(name, "learned_sigma", learned_sigma, (False, True, "per_unit"))
+        check_choice(name, "learned_sigma", learned_sigma, (False, True, "per_unit"))
         if learned_sigma and self.likelihood != "gaussian":
             raise ValueError(f"{name}: learned_sigma={learned_sigma!r} only applies to "
                              "likelihood='gaussian'")  # fmt: skip
