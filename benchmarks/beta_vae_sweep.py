@@ -63,7 +63,8 @@ def run_one(args, beta: float, seed: int) -> dict:
     if args.capacity is not None:
         model["capacity"] = float(args.capacity)
     config = TrainConfig(model=model, dataset="shapes", epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, seed=seed,
+                         batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                         seed=seed,
                          binarize="none", kl_warmup_epochs=args.warmup,
                          progress=False)  # fmt: skip
     folder = tempfile.mkdtemp(prefix=f"beta{beta:g}-seed{seed}-", dir=args.out)
@@ -126,6 +127,8 @@ def main(argv=None) -> int:
     p.add_argument("--latent", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                   help="cosine: the learning rate falls from --lr to 0 over the run")
     p.add_argument("--tc-beta", type=float, default=1.0)
     p.add_argument("--capacity", type=float, default=None,
                    help="target rate C in nats, reached linearly over the run (Burgess et al.)")

@@ -4,7 +4,7 @@
     MINIVAE_DATA=path/to/data python benchmarks/nll_eval.py --checkpoint runs/vae-mnist/checkpoint.npz
     python benchmarks/nll_eval.py --images 1000 --only minivae              # a shorter run
 
-The model is the lesson-02 VAE, 784-400-20, relu, Bernoulli decoder: from --checkpoint,
+The model is the lesson-03 VAE, 784-400-20, relu, Bernoulli decoder: from --checkpoint,
 or trained here for --epochs epochs (Adam 1e-3, batch 128, dynamic binarization). Both
 implementations then estimate log p(x) = log mean_k w_k for the same test images
 (binarized once, seed 12345) with the same weights, the same K, the same batches of

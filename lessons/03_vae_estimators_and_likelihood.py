@@ -71,10 +71,16 @@ lesson = common.setup("03_vae_estimators_and_likelihood", globals(),
 # The protocol of the quality bar (PyTorch's numbers are for it, on the same machine):
 # 784-400-20, relu, Bernoulli decoder, Adam 1e-3, batch 128, all 60,000 training images
 # binarized afresh every epoch, the 10,000 test images binarized once with a fixed seed.
+# The layers start as PyTorch's nn.Linear does, W and b ~ U(-1/sqrt(n_in), 1/sqrt(n_in)),
+# not with the library's default for relu nets (He: W ~ N(0, 2/n_in), b = 0), so that the
+# two implementations differ in nothing but their code. With He the same run ends about
+# 0.8 nats higher after 10 epochs (97.88), in PyTorch as well as here: the initialisation
+# alone is that gap (benchmarks/BENCHMARKS.md, "Where the gap comes from").
 HIDDEN = common.pick(((400,), (64,)), QUICK)
 LATENT = 20
+INIT = "uniform"  # PyTorch's initialisation; "he" is the library's default for relu nets
 CONFIG = {"kind": "vae", "x_dim": 784, "hidden": list(HIDDEN), "latent": LATENT,
-          "activation": "relu", "likelihood": "bernoulli"}  # fmt: skip
+          "activation": "relu", "likelihood": "bernoulli", "init": INIT}  # fmt: skip
 LAYERS = "-".join(str(n) for n in (784, *HIDDEN, LATENT))  # "784-400-20"
 EPOCHS_USED = common.pick((EPOCHS, 1), QUICK)
 K = common.pick((NLL_K, 100), QUICK)
@@ -83,7 +89,8 @@ N_TEST = common.pick((10000, 300), QUICK)
 TEST_BINARIZATION_SEED = 12345
 TORCH_REFERENCE_NLL = {10: 97.1, 30: 93.9, 100: 91.6}  # PyTorch, same protocol, K = 1000
 LITERATURE_NLL = 89.8  # a one-hidden-layer VAE 784-400-40 after about 500 epochs
-QUALITY_BAR_NATS = 1.0  # the bar: a test NLL within 1 nat of PyTorch's after as many epochs
+QUALITY_BAR_NATS = 0.3  # the bar: a test NLL at most 0.3 nats (PyTorch's seed-to-seed
+#                       spread) above PyTorch's after as many epochs
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015)
 
 # One line, and only one, if the data set cannot be had and the built-in subset is used
@@ -372,8 +379,8 @@ lesson.verdict("is_estimate_above_the_elbo", log_px.mean() > elbo.mean() and cur
                "the importance-sampled estimate lies above the ELBO and rises with K")
 if reference is not None:
     lesson.verdict("quality_bar", nll - reference < QUALITY_BAR_NATS,
-                   f"test NLL within {QUALITY_BAR_NATS:g} nat of PyTorch's {reference} nats "
-                   f"after {EPOCHS_USED} epochs")  # fmt: skip
+                   f"test NLL at most {QUALITY_BAR_NATS:g} nats above PyTorch's {reference} "
+                   f"nats after {EPOCHS_USED} epochs")  # fmt: skip
 
 ks = np.array(IS_CURVE_KS, dtype=float)
 common.show(plots.line_plot(
@@ -422,9 +429,10 @@ common.show(plots.image_grid(
 # What the full run on MNIST shows (lessons/README.md has the numbers): the gradient's
 # variance falls as 1/L, almost all of it in the encoder's parameters; the Monte-Carlo KL adds
 # noise to the encoder's gradient only, and the closed-form KL's own gradient has none; after
-# 10 epochs the importance-sampled test NLL (K = 1000) is within a nat of PyTorch's with the
-# same protocol and about 6 nats above the ELBO, with every latent unit in use. Not every
-# image gains: for about one in nine, its one-sample ELBO, a single noisy draw, lands above
+# 10 epochs the importance-sampled test NLL (K = 1000) is as low as PyTorch's with the same
+# protocol and initialisation (0.4 nats lower, about as much as two seeds differ), the
+# estimate of log p(x) lies about 5 nats above the ELBO, and every latent unit is in use. Not every
+# image gains: for about one in seven, its one-sample ELBO, a single noisy draw, lands above
 # its estimate; on average the ELBO is the lower of the two.
 
 # %%
