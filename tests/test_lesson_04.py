@@ -29,7 +29,7 @@ FIGURES = {
     "3_mutual_information_matrices.png",
     "4_disentanglement_vs_beta.png",
     "5_tcvae.png",
-    "6_traversals_beta16_tc40.png",
+    "6_traversals_beta20_tc40.png",
 }
 VERDICTS = (
     "shapes_rate_falls_distortion_rises",
@@ -146,14 +146,15 @@ def test_the_tcvae_weighs_only_the_total_correlation(run):
 
 
 def test_beta_and_tc_together_train_on_larger_batches(run):
-    """Part 6: β = 16 and β_TC = 40 in one model, its TC estimated on batches of 512."""
+    """Part 6: β = 20 and β_TC = 40 in one model, TC on batches of 512, the learning rate on a cosine."""
     folder, s, namespace, printed = run
-    config = json.loads((folder / "runs" / "shapes_beta16_tc40" / "config.json").read_text())
-    assert config["model"]["beta"] == 16.0 and config["model"]["tc_beta"] == 40.0
+    config = json.loads((folder / "runs" / "shapes_beta20_tc40" / "config.json").read_text())
+    assert config["model"]["beta"] == 20.0 and config["model"]["tc_beta"] == 40.0
+    assert config["lr_schedule"] == "cosine"
     assert config["batch_size"] == 512 and config["batch_size"] != namespace["BATCH_SIZE"]
     assert s["combined_rate"] > 0 and s["combined_distortion"] > 0
     assert 0 <= s["combined_active_units"] <= 10 and math.isfinite(s["combined_tc"])
-    assert "β = 16, β_TC = 40, units by activity: " in printed
+    assert "β = 20, β_TC = 40, units by activity: " in printed
 
 
 def test_lesson_reads_as_a_notebook():
