@@ -2,6 +2,7 @@
 
     python benchmarks/beta_vae_sweep.py --jobs 2                      # lesson 04's set-up, 3 seeds
     python benchmarks/beta_vae_sweep.py --betas 4 8 --hidden 512 512 --epochs 60 --jobs 2
+    python benchmarks/beta_vae_sweep.py --betas 1 4 8 16 20 --tc-beta 40 --batch-size 512 --epochs 100 --lr-schedule cosine --jobs 2
 
 Protocol: the VAE of lesson 04 (x-H-(2 x latent) encoder, latent-H-x decoder, ReLU,
 Bernoulli pixels, Adam) trained with ``minivae.train`` on the 40,000 training shapes of
@@ -21,6 +22,8 @@ Its estimate needs many neighbours in the batch: raise --batch-size with it.
 --capacity C makes the rate a target instead (Burgess et al. 2018): the loss is the
 reconstruction term plus β |KL − c| (β large: their γ), with c rising linearly from 0
 to C nats over the first --warmup epochs; see ``VAE(capacity=...)``.
+--lr-schedule cosine lets Adam's rate fall from --lr to 0 along a half cosine over the run
+(``TrainConfig.lr_schedule``); lesson 04's Part 6 trains so.
 
 Prints one JSON line per (β, seed) and, last, one summary line: for each β the mean and
 standard deviation over seeds of the MIG and of each factor's gap, which β has the best

@@ -405,10 +405,10 @@ common.show(plots.line_plot(
 # β = 20 for the whole KL and the total correlation weighted more, (β_TC − 1) TC on top,
 # with β_TC = 40; the estimate of q(z) takes each batch as its data, so the batches hold
 # 512 images, for 100 epochs (7,800 steps; about 7 minutes on an idle core). The learning
-# rate falls from 1e-3 to 0 along a half cosine: at a constant rate Adam keeps moving the
-# weights of the switched-off units by about the rate each step, whatever their tiny
-# gradient, and their means keep a faint trace of the image that MIG counts against the
-# unit that holds the factor.
+# rate falls from 1e-3 to 0 along a half cosine: Adam's steps do not shrink with the
+# gradient, so at a constant rate the weights of a switched-off unit keep moving by a fair
+# fraction of the rate, its means keep a faint trace of the image, and MIG counts that
+# trace against the unit that holds the factor.
 # *Predict:* which factors get a unit now, and does MIG pass Part 4's best?
 
 # %%
@@ -436,17 +436,17 @@ traversals(combined, combined_activity, combined_mi,
            part=6)  # fmt: skip
 
 # %% [markdown]
-# What the full run shows (seed 0): three units stay active, one for pos_y (0.72 of its
-# entropy), one for pos_x (0.72) and one for scale (0.46), and the traversal figure moves the
+# What the full run shows (seed 0): three units stay active, one for pos_y (0.65 of its
+# entropy), one for pos_x (0.60) and one for scale (0.34), and the traversal figure moves the
 # shape down, across and smaller, one unit each: the picture of PGM Lecture 30's
-# "beta-VAE" slides, which Parts 3 and 4 did not give. MIG is 0.346 against the best
-# β-VAE's 0.132, and the β-VAE metric 0.82 against 0.50-0.60. It is not yet a law: over
-# three seeds (`benchmarks/beta_vae_sweep.py`, whose seed 0 is this run; the table is in
-# benchmarks/BENCHMARKS.md) seed 1 finds the same three units (MIG 0.304) and seed 2 splits
-# pos_x over three units (0.137), a mean of 0.262; at β = 20 all three seeds find them (MIG
-# 0.28-0.29): try COMBINED_BETA = 20.0 with another SEED. MIG stays well below 1 even for
-# the clean models: shape and orientation get no unit, and the 20-bin histogram of a unit
-# that varies by a few hundredths still finds some information in it.
+# "beta-VAE" slides, which Parts 3 and 4 did not give. MIG is 0.313 against the best
+# β-VAE's 0.132, and the β-VAE metric 0.76 against 0.50-0.60. Over three seeds (`benchmarks/beta_vae_sweep.py`, whose seed 0 is this run;
+# the table is in benchmarks/BENCHMARKS.md) every seed finds the same three units (MIG 0.313,
+# 0.360, 0.288; mean 0.320), and the mean MIG rises with β in this setting. At β = 16 one
+# seed of three splits pos_x instead; at a constant learning rate β = 20 also finds the three
+# units in every seed, but the switched-off units keep enough of a trace of position that MIG
+# is 0.28-0.29. MIG stays well below 1 even for the clean models: shape and orientation get
+# no unit.
 
 # %% [markdown]
 # ## What the numbers say
@@ -458,7 +458,7 @@ traversals(combined, combined_activity, combined_mi,
 # draw, not a verdict: Locatello et al. (2019) found that disentanglement scores vary with
 # the random seed as much as with the model. The batch matters too: 128 images are few
 # neighbours for the estimate of q(z). With batches of 512 and the TC weighted on top of
-# β = 16 (Part 6) the units follow position and scale, in two seeds of three.
+# β = 20 (Part 6) the units follow position and scale, in each of three seeds.
 
 # %%
 print("What the numbers say")
