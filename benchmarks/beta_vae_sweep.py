@@ -13,8 +13,9 @@ Each model then encodes 10,000 fresh shapes (``make_shapes(10000, seed=2)``, as 
 lesson does) and scores the means μ(x) with the mutual information gap (Chen et al. 2018;
 each I(z_j; v_k) from a histogram of μ_j in 20 equal-width bins, as the lesson and
 disentanglement_lib estimate it, each factor's gap divided by its entropy), the per-factor
-gaps in the order shape, scale, orientation, pos_x, pos_y, the rate (the mean KL) and the
-active units (Cov_x μ > 0.01).
+gaps in the order shape, scale, orientation, pos_x, pos_y, the rate (the mean KL), the
+active units (Cov_x μ > 0.01), and per unit its activity Cov_x μ_u and I(z_u; v_k) / H(v_k)
+for each factor (``unit_mi``, one row per unit).
 
 --tc-beta adds (tc_beta − 1) times the batch's total correlation to the loss: with β = 1
 the β-TCVAE (Chen et al. 2018), with β > 1 a β-VAE whose TC is weighted more still.
@@ -97,9 +98,12 @@ def score(checkpoint: str) -> dict:
     entropies = np.array([dis.entropy(fresh.factors[:, k]) for k in range(fresh.factors.shape[1])])
     _, gaps = dis.mig_from_mi(mi, entropies)
     rate = metrics.evaluate(vae, fresh.images)["kl"]  # the mean KL(q(z|x) || p(z)), nats
+    unit_mi = mi / entropies  # (latent, factors): I(z_u; v_k) / H(v_k), lesson 04's Part 3 matrix
     return {"mig": round(mig, 4),
             "gaps": dict(zip(D.FACTOR_NAMES, (round(float(g), 4) for g in gaps))),
-            "rate": round(rate, 3), "active_units": int(metrics.active_units(mu))}
+            "rate": round(rate, 3), "active_units": int(metrics.active_units(mu)),
+            "unit_activity": [round(float(a), 4) for a in metrics.unit_activity(mu)],
+            "unit_mi": [[round(float(v), 3) for v in row] for row in unit_mi]}
 
 
 def summarize(rows, names) -> dict:

@@ -440,13 +440,14 @@ traversals(combined, combined_activity, combined_mi,
 # entropy), one for pos_x (0.60) and one for scale (0.34), and the traversal figure moves the
 # shape down, across and smaller, one unit each: the picture of PGM Lecture 30's
 # "beta-VAE" slides, which Parts 3 and 4 did not give. MIG is 0.313 against the best
-# β-VAE's 0.132, and the β-VAE metric 0.76 against 0.50-0.60. Over three seeds (`benchmarks/beta_vae_sweep.py`, whose seed 0 is this run;
-# the table is in benchmarks/BENCHMARKS.md) every seed finds the same three units (MIG 0.313,
-# 0.360, 0.288; mean 0.320), and the mean MIG rises with β in this setting. At β = 16 one
-# seed of three splits pos_x instead; at a constant learning rate β = 20 also finds the three
-# units in every seed, but the switched-off units keep enough of a trace of position that MIG
-# is 0.28-0.29. MIG stays well below 1 even for the clean models: shape and orientation get
-# no unit.
+# β-VAE's 0.132, and the β-VAE metric 0.76 against 0.50-0.60. Over three seeds
+# (`benchmarks/beta_vae_sweep.py`, whose seed 0 is this run; the table is in
+# benchmarks/BENCHMARKS.md) every seed finds the same three units (MIG 0.313, 0.360, 0.288;
+# mean 0.320). In this setting the mean MIG is flat from β = 1 to 8 (0.04-0.06) and rises
+# to 0.26 at β = 16, where one seed of three splits pos_x, and 0.32 at β = 20. At a
+# constant learning rate β = 20 also finds the three units in every seed, but the
+# switched-off units keep enough of a trace of position that MIG is 0.28-0.29. MIG stays
+# well below 1 even for the clean models: shape and orientation get no unit.
 
 # %% [markdown]
 # ## What the numbers say
