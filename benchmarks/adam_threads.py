@@ -63,17 +63,10 @@ def make_minivae(batch, x_host, pool=None):
     """A training step of the VAE and its model; with pool, Adam's update is split over it."""
     import minivae as mv
     from minivae import backend as B
-    from minivae.data import Batch
-    from minivae.models import VAE
-    from minivae.optim import Adam
 
-    mv.set_default_dtype("float32")
-    mv.manual_seed(0)
-    model = VAE(x_dim=784, hidden=[400], latent=20, activation="relu", likelihood="bernoulli")
-    opt = Adam(model.parameters(), lr=1e-3)
+    model, opt, x = throughput.build_minivae(mv, B, batch, "float32", x_host)
     if pool is not None:
         split_adam(opt, pool)
-    x = Batch(B.from_numpy(x_host[:batch], dtype=B.get_default_dtype()))
 
     def step():
         loss, _ = model.loss(x)

@@ -84,7 +84,8 @@ def main(argv=None) -> int:
 # ----------------------------------------------------------------------------- the three contestants
 
 
-def make_minivae(mv, B, batch, dtype, x_host):
+def build_minivae(mv, B, batch, dtype, x_host):
+    """The VAE, its Adam and one batch of x_host, from seed 0."""
     from minivae.data import Batch
     from minivae.models import VAE
     from minivae.optim import Adam
@@ -94,6 +95,11 @@ def make_minivae(mv, B, batch, dtype, x_host):
     model = VAE(x_dim=784, hidden=[400], latent=20, activation="relu", likelihood="bernoulli")
     opt = Adam(model.parameters(), lr=1e-3)
     x = Batch(B.from_numpy(x_host[:batch], dtype=B.get_default_dtype()))
+    return model, opt, x
+
+
+def make_minivae(mv, B, batch, dtype, x_host):
+    model, opt, x = build_minivae(mv, B, batch, dtype, x_host)
 
     def step():
         loss, _ = model.loss(x)
