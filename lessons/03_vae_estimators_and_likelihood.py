@@ -431,9 +431,9 @@ common.show(plots.image_grid(
 # noise to the encoder's gradient only, and the closed-form KL's own gradient has none; after
 # 10 epochs the importance-sampled test NLL (K = 1000) is as low as PyTorch's with the same
 # protocol and initialisation (0.4 nats lower, about as much as two seeds differ), the
-# estimate of log p(x) lies about 5 nats above the ELBO, and every latent unit is in use. Not every
-# image gains: for about one in seven, its one-sample ELBO, a single noisy draw, lands above
-# its estimate; on average the ELBO is the lower of the two.
+# estimate of log p(x) lies about 5 nats above the ELBO, and every latent unit is in use.
+# Not every image gains: for about one in seven, its one-sample ELBO, a single noisy draw,
+# lands above its estimate; on average the ELBO is the lower of the two.
 
 # %%
 n = lesson.numbers
