@@ -15,6 +15,12 @@ configuration: samples per second (median over repeats) for
   floor    only the matrix products one forward and backward need, in NumPy/CuPy,
 and the ratios minivae/torch, minivae/torch_best and minivae/floor (medians of the
 per-repeat ratios).
+
+--isolate runs every timed run in a fresh Python process of its own (PyTorch's fused and
+foreach Adam both timed, torch_best the faster), so that no contestant shares its process
+with another's threads: NumPy's OpenBLAS workers keep spinning for a while after
+minivae's matrix products, on the cores PyTorch then wants (BENCHMARKS.md, "Adam on two
+threads").
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -49,8 +56,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=THREADS_DEFAULT)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    p.add_argument("--isolate", action="store_true",
+                   help="each timed run in a fresh process of its own")
+    p.add_argument("--one", choices=ISOLATED, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     _set_threads(args.threads)
+    if args.one:
+        return time_one(args)
+    if args.isolate:
+        return run_isolated(args)
 
     import numpy as np
 
@@ -209,12 +223,88 @@ def run_config(args, np, mv, B, torch, batch, dtype) -> dict:
     out = {"batch": batch, "dtype": dtype, "steps": args.steps, "repeats": args.repeats}
     for name in names:
         out[f"{name}_samples_per_s"] = round(statistics.median(rates[name]), 1)
+    if best is not None:
+        out["torch_best_adam"] = next(iter(best))  # "fused" or "foreach"
+    out.update(ratios(rates))
+    return out
+
+
+# ----------------------------------------------------------------------------- --isolate
+
+ISOLATED = ("minivae", "floor", "torch", "torch_fused", "torch_foreach")
+TORCH_ADAM = {"torch": None, "torch_fused": {"fused": True}, "torch_foreach": {"foreach": True}}
+
+
+def time_one(args) -> int:
+    """Child of --isolate: time one contestant once, print {"seconds": ...}."""
+    import numpy as np
+
+    import minivae as mv
+    from minivae import backend as B
+
+    mv.set_device(args.device)
+    (batch,), (dtype,) = args.batch, args.dtype
+    x_host = (np.random.default_rng(1).random((batch, 784)) < 0.13).astype(np.float64)
+    if args.one == "minivae":
+        step, sync = make_minivae(mv, B, batch, dtype, x_host)
+    elif args.one == "floor":
+        step, sync = make_floor(B, batch, dtype, x_host)
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        step, sync = make_torch(torch, batch, dtype, x_host, args.device, TORCH_ADAM[args.one])
+    print(json.dumps({"seconds": _time(step, sync, args.steps, args.warmup)}), flush=True)
+    return 0
+
+
+def run_isolated(args) -> int:
+    """Every timed run in its own process, rotating the order from repeat to repeat."""
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    names = [n for n in ISOLATED if n in ("minivae", "floor") or (torch_version and not args.no_torch)]
+    machine = machine_info(threads=args.threads, torch=torch_version, device=args.device)
+    machine["isolated"] = True
+    print(json.dumps({"machine": machine}), flush=True)
+    for dtype in args.dtype:
+        for batch in args.batch:
+            rates = {name: [] for name in names}
+            for r in range(args.repeats):
+                for name in names[r % len(names):] + names[: r % len(names)]:
+                    cmd = [sys.executable, os.path.abspath(__file__), "--one", name,
+                           "--batch", str(batch), "--dtype", dtype, "--steps", str(args.steps),
+                           "--warmup", str(args.warmup), "--threads", str(args.threads),
+                           "--device", args.device]  # fmt: skip
+                    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                    seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+                    rates[name].append(batch * args.steps / seconds)
+            out = {"batch": batch, "dtype": dtype, "steps": args.steps, "repeats": args.repeats,
+                   "isolated": True}  # fmt: skip
+            if "torch" in rates:  # the faster of PyTorch's two fast Adams is its best
+                fast_adam = max(("torch_fused", "torch_foreach"),
+                                key=lambda n: statistics.median(rates[n]))  # fmt: skip
+                rates["torch_best"] = rates.pop(fast_adam)
+                rates.pop("torch_fused" if fast_adam == "torch_foreach" else "torch_foreach")
+                out["torch_best_adam"] = fast_adam.removeprefix("torch_")
+            for name, values in rates.items():
+                out[f"{name}_samples_per_s"] = round(statistics.median(values), 1)
+            out.update(ratios(rates))
+            out["machine"] = machine
+            print(json.dumps(out), flush=True)
+    return 0
+
+
+def ratios(rates) -> dict:
+    """minivae over floor, torch and torch_best: medians of the per-repeat ratios."""
     ratio = lambda a, b: round(statistics.median(x / y for x, y in zip(rates[a], rates[b])), 3)
-    out["minivae_over_floor"] = ratio("minivae", "floor")
+    out = {"minivae_over_floor": ratio("minivae", "floor")}
     if "torch" in rates:
         out["minivae_over_torch"] = ratio("minivae", "torch")
         out["torch_over_floor"] = ratio("torch", "floor")
-        out["torch_best_adam"] = next(iter(best))  # "fused" or "foreach"
         out["minivae_over_torch_best"] = ratio("minivae", "torch_best")
     return out
 

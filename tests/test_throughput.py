@@ -1,0 +1,48 @@
+"""benchmarks/throughput.py: the --isolate mode times each run in a process of its own and
+reports the same fields as the shared-process mode; the ratios are medians of per-repeat ratios."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
+
+
+def load_bench():
+    sys.path.insert(0, str(BENCH.parent))  # its own import of benchmarks/machine.py
+    spec = importlib.util.spec_from_file_location("throughput", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ratios_are_medians_of_per_repeat_ratios():
+    bench = load_bench()
+    rates = {"minivae": [10.0, 30.0, 20.0], "floor": [20.0, 30.0, 80.0]}
+    assert bench.ratios(rates) == {"minivae_over_floor": 0.5}  # ratios 0.5, 1.0, 0.25
+    rates.update(torch=[5.0, 60.0, 10.0], torch_best=[10.0, 10.0, 10.0])
+    out = bench.ratios(rates)
+    assert out["minivae_over_torch"] == 2.0 and out["minivae_over_torch_best"] == 2.0
+    assert out["torch_over_floor"] == pytest.approx(0.25)
+
+
+def test_isolated_runs_report_rates_and_ratios(capsys, monkeypatch):
+    bench = load_bench()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # main sets them
+        if var in os.environ:
+            monkeypatch.setenv(var, os.environ[var])  # restored after the test
+        else:
+            monkeypatch.delenv(var, raising=False)
+    assert bench.main(["--isolate", "--no-torch", "--batch", "16", "--dtype", "float32",
+                       "--steps", "2", "--warmup", "1", "--repeats", "2", "--threads", "1"]) == 0
+    machine, row = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert machine["machine"]["isolated"] is True
+    assert row["isolated"] is True and (row["batch"], row["dtype"], row["repeats"]) == (16, "float32", 2)
+    assert row["minivae_samples_per_s"] > 0 and row["floor_samples_per_s"] > 0
+    assert 0 < row["minivae_over_floor"] and "minivae_over_torch" not in row
