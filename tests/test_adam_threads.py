@@ -3,28 +3,16 @@ the plain update's weights to the bit, or its timing compares different work."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
+from benchmark_loader import load_benchmark
 
 from minivae import fast
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "adam_threads.py"
-
-
-def load_bench():
-    sys.path.insert(0, str(BENCH.parent))  # its own imports of throughput.py and machine.py
-    spec = importlib.util.spec_from_file_location("adam_threads", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_split_update_gives_the_plain_weights_to_the_bit():
-    bench = load_bench()
+    bench = load_benchmark("adam_threads.py")
     x = (np.random.default_rng(1).random((32, 784)) < 0.13).astype(np.float64)
     with fast.set_enabled(True), ThreadPoolExecutor(1) as pool:
         weights = []

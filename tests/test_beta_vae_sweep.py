@@ -3,28 +3,16 @@ checkpoint scored again with --score, must give the same numbers, within their r
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_loader import load_benchmark
 
 from minivae import data as D
 
-SWEEP = Path(__file__).resolve().parent.parent / "benchmarks" / "beta_vae_sweep.py"
-
-
-def load_sweep():
-    sys.path.insert(0, str(SWEEP.parent))  # its own import of benchmarks/machine.py
-    spec = importlib.util.spec_from_file_location("beta_vae_sweep", SWEEP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_a_tiny_sweep_reports_what_scoring_its_checkpoint_gives(tmp_path, capsys):
-    sweep = load_sweep()
+    sweep = load_benchmark("beta_vae_sweep.py")
     assert sweep.main(["--betas", "2", "--seeds", "0", "--epochs", "1", "--hidden", "8",
                        "--latent", "3", "--batch-size", "500", "--lr-schedule", "cosine",
                        "--out", str(tmp_path)]) == 0

@@ -4,26 +4,21 @@ side's initialisation is the one its --init names. Skipped where torch does not 
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_loader import load_benchmark
 
 import minivae as mv
 from minivae.models import VAE
 
 torch = pytest.importorskip("torch")
 
-PEER = Path(__file__).resolve().parent.parent / "benchmarks" / "quality_vae_torch.py"
 
 
 def load_peer():
-    spec = importlib.util.spec_from_file_location("quality_vae_torch", PEER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("quality_vae_torch.py")
 
 
 def copy_weights(vae, peer) -> None:

@@ -3,27 +3,15 @@ reports the same fields as the shared-process mode; the ratios are medians of pe
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "throughput.py"
-
-
-def load_bench():
-    sys.path.insert(0, str(BENCH.parent))  # its own import of benchmarks/machine.py
-    spec = importlib.util.spec_from_file_location("throughput", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_loader import load_benchmark
 
 
 def test_ratios_are_medians_of_per_repeat_ratios():
-    bench = load_bench()
+    bench = load_benchmark("throughput.py")
     rates = {"minivae": [10.0, 30.0, 20.0], "floor": [20.0, 30.0, 80.0]}
     assert bench.ratios(rates) == {"minivae_over_floor": 0.5}  # ratios 0.5, 1.0, 0.25
     rates.update(torch=[5.0, 60.0, 10.0], torch_best=[10.0, 10.0, 10.0])
@@ -33,7 +21,7 @@ def test_ratios_are_medians_of_per_repeat_ratios():
 
 
 def test_isolated_runs_report_rates_and_ratios(capsys, monkeypatch):
-    bench = load_bench()
+    bench = load_benchmark("throughput.py")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # main sets them
         if var in os.environ:
             monkeypatch.setenv(var, os.environ[var])  # restored after the test
