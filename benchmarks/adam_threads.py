@@ -39,6 +39,8 @@ def split_adam(opt, pool) -> None:
     """Make opt (a minivae.fast.Adam) update each large parameter in two halves, one on pool."""
     from minivae import fast
 
+    plain = opt.update  # the whole-array update, for the small parameters
+
     def update(k, w, g):
         if w.size < SPLIT_MIN:
             return plain(k, w, g)
@@ -55,7 +57,6 @@ def split_adam(opt, pool) -> None:
         part(half, w.size)
         other.result()
 
-    plain = opt.update
     opt.update = update
 
 

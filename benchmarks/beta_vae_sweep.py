@@ -68,8 +68,7 @@ def run_one(args, beta: float, seed: int) -> dict:
         model["capacity"] = float(args.capacity)
     config = TrainConfig(model=model, dataset="shapes", epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                         seed=seed,
-                         binarize="none", kl_warmup_epochs=args.warmup,
+                         seed=seed, binarize="none", kl_warmup_epochs=args.warmup,
                          progress=False)  # fmt: skip
     folder = tempfile.mkdtemp(prefix=f"beta{beta:g}-seed{seed}-", dir=args.out)
     t0 = time.perf_counter()

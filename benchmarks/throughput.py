@@ -266,7 +266,8 @@ def run_isolated(args) -> int:
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
-    names = [n for n in ISOLATED if n in ("minivae", "floor") or (torch_version and not args.no_torch)]
+    with_torch = torch_version is not None and not args.no_torch
+    names = list(ISOLATED) if with_torch else ["minivae", "floor"]
     machine = machine_info(threads=args.threads, torch=torch_version, device=args.device)
     machine["isolated"] = True
     print(json.dumps({"machine": machine}), flush=True)

@@ -16,7 +16,6 @@ from minivae.models import VAE
 torch = pytest.importorskip("torch")
 
 
-
 def load_peer():
     return load_benchmark("quality_vae_torch.py")
 
