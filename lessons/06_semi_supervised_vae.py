@@ -314,8 +314,10 @@ with mv.set_default_dtype("float64"):
 # unlabelled images add. Kingma et al. (2014, Table 1) report 25.81 % for such a network
 # and 11.97 % (± 1.71 over label draws) for M2; Pyro's tutorial reaches about 6.8 %; the
 # benchmark (`benchmarks/m2_quality.py`, `benchmarks/BENCHMARKS.md`) trains the lesson's M2
-# for 80 epochs on three label draws: 8.75 % on average. *Predict:* after 10 epochs, is
-# M2's test error nearer the baseline's or the paper's?
+# for 80 epochs on three label draws: 8.75 % on average. The paper's best, 3.33 %, stacks
+# M2 on the codes of a VAE trained first without labels (M1 + M2); `benchmarks/m1_m2.py`
+# reaches 6.61 % with it so far (three draws; BENCHMARKS.md says what was tried). *Predict:*
+# after 10 epochs, is M2's test error nearer the baseline's or the paper's?
 
 # %%
 BASELINE_STEPS = common.pick((500, 100), QUICK)  # Adam steps of the classifier alone
