@@ -90,6 +90,20 @@ def codes(m1: VAE, images):
     return mu.astype(dtype), log_var.astype(dtype)
 
 
+def kept_codes(mu, log_var, mu_test, threshold: float, standardize: bool):
+    """M2's data: (mean, sd, test mean, keep) of the units whose mean code spreads by more than
+    threshold over the training images (the units M1 uses). mu, log_var (N, 50), mu_test
+    (N_test, 50) in; (N, kept), (N, kept), (N_test, kept) and the (50,) bool mask out. With
+    standardize, every kept unit is shifted and scaled to mean 0 and spread 1 over the training
+    means, its sd and the test means by the same affine map."""
+    keep = mu.std(axis=0) > threshold
+    mu, sd, mu_test = mu[:, keep], np.exp(0.5 * log_var[:, keep]), mu_test[:, keep]
+    if standardize:
+        centre, spread = mu.mean(axis=0), mu.std(axis=0)  # (kept,) each
+        mu, sd, mu_test = (mu - centre) / spread, sd / spread, (mu_test - centre) / spread
+    return mu, sd, mu_test, keep
+
+
 def run_draw(args, seed: int, test) -> dict:
     t0 = time.perf_counter()
     config = TrainConfig(model={"kind": "m2"}, dataset="mnist", n_val=10000, n_labelled=100,
@@ -113,12 +127,8 @@ def run_draw(args, seed: int, test) -> dict:
     mv.manual_seed(10_000 + seed)  # and M2's weights and noise
     m1_seconds = time.perf_counter() - t0
     mu, log_var = codes(m1, x_train)
-    keep = mu.std(axis=0) > args.keep  # the units M1 uses
-    mu, sd = mu[:, keep], np.exp(0.5 * log_var[:, keep])
-    mu_test = codes(m1, test.images)[0][:, keep]
-    if args.standardize:  # every kept unit to mean 0 and spread 1 over the training codes
-        centre, spread = mu.mean(axis=0), mu.std(axis=0)
-        mu, sd, mu_test = (mu - centre) / spread, sd / spread, (mu_test - centre) / spread
+    mu, sd, mu_test, keep = kept_codes(mu, log_var, codes(m1, test.images)[0], args.keep,
+                                       args.standardize)  # fmt: skip
     unlabelled = np.setdiff1d(np.arange(len(x_train)), labelled)
 
     m2 = SemiSupervisedVAE(x_dim=int(keep.sum()), hidden=(args.hidden,), latent=50,
