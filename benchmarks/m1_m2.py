@@ -25,7 +25,7 @@ the authors' code), --epochs, --batch-size and --lr. --m1-dir keeps each draw's 
 changes to M2 reuse it.
 
 The best setting measured so far (BENCHMARKS.md, "Stretch: M1 + M2"): --standardize --alpha
-0.128 --hidden 300 --epochs 300, 6.61 % over draws 0, 1, 2.
+0.128 --hidden 300 --epochs 300 --m1-epochs 100, 5.47 % over draws 0, 1, 2.
 
 Prints one JSON line per draw, then a summary line (mean, standard deviation, command).
 """

@@ -316,7 +316,7 @@ with mv.set_default_dtype("float64"):
 # benchmark (`benchmarks/m2_quality.py`, `benchmarks/BENCHMARKS.md`) trains the lesson's M2
 # for 80 epochs on three label draws: 8.75 % on average. The paper's best, 3.33 %, stacks
 # M2 on the codes of a VAE trained first without labels (M1 + M2); `benchmarks/m1_m2.py`
-# reaches 6.61 % with it so far (three draws; BENCHMARKS.md says what was tried). *Predict:*
+# reaches 5.47 % with it so far (three draws; BENCHMARKS.md says what was tried). *Predict:*
 # after 10 epochs, is M2's test error nearer the baseline's or the paper's?
 
 # %%
