@@ -7,7 +7,9 @@
 Each lesson runs in its own process, exactly as ``python lessons/NN_name.py
 --no-progress --out DIR`` would, one after the other, with nothing else of this
 script running meanwhile. Pause other jobs while it runs: the numbers are the
-machine's, not the lessons', when the cores are shared.
+machine's, not the lessons', when the cores are shared. ``MINIVAE_FAST=0 python
+benchmarks/lesson_times.py`` times the lessons with the plain ops only (the children
+inherit the setting, and the last line records it).
 
 Prints one JSON line per lesson: its wall time in seconds, the time the lesson
 itself reports in its summary.json, the dataset it used, and, where the lesson
@@ -91,6 +93,7 @@ def main(argv=None) -> int:
             total += row["wall_s"]
             print(json.dumps(row), flush=True)
     print(json.dumps({"total_wall_s": round(total, 1), "lessons": len(files), "quick": args.quick,
+                      "minivae_fast": os.environ.get("MINIVAE_FAST", "1"),
                       "command": " ".join(["python", "benchmarks/lesson_times.py", *(argv or sys.argv[1:])]),
                       "machine": machine()}))  # fmt: skip
     return 0
