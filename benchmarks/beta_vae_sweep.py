@@ -36,18 +36,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, CHECKOUT)
 sys.path.insert(0, os.path.join(CHECKOUT, "lessons"))  # for lessons/common.py
 
+import workers  # benchmarks/workers.py
 from machine import machine  # benchmarks/machine.py
 
 N_MIG, MIG_SEED, MIG_BINS = 10_000, 2, 20  # lesson 04's evaluation set and histogram
@@ -156,8 +155,7 @@ def main(argv=None) -> int:
     rows = []
     if args.jobs > 1:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"  # read by each fresh worker's NumPy
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+        with workers.pool(args.jobs) as pool:
             futures = [pool.submit(run_one, args, b, s) for b, s in jobs]
             for f in futures:
                 rows.append(f.result())

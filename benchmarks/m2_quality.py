@@ -40,16 +40,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout
 
+import workers  # benchmarks/workers.py
 from machine import machine  # benchmarks/machine.py
 
 import minivae as mv
@@ -214,8 +213,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     if args.jobs > 1:  # one process per draw, each with one BLAS thread (read at its start)
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        with workers.pool(args.jobs) as pool:
             rows = list(pool.map(draw_with_test_set, [args] * len(args.draws), args.draws))
     else:
         rows = [draw_with_test_set(args, seed) for seed in args.draws]
