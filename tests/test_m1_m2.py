@@ -1,7 +1,10 @@
 """benchmarks/m1_m2.py's preparation of M1's codes for M2: which units it keeps, and the
-standardization that lets M2's one learned variance fit every unit."""
+standardization that lets M2's one learned variance fit every unit; and a toy-sized run of
+both stages on MNIST, trained and then read back from the kept M1."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -44,3 +47,29 @@ def test_standardized_codes_have_mean_0_spread_1_and_sd_scaled_alike(bench):
     # the sampled codes mu + sd * eps map the same way as the means
     eps = np.random.default_rng(2).standard_normal(m.shape)
     np.testing.assert_allclose(m + sd * eps, (raw[0] + raw[1] * eps - raw[0].mean(axis=0)) / spread)
+
+
+@pytest.mark.mnist
+def test_a_small_run_end_to_end_and_again_from_the_kept_m1(bench, monkeypatch, tmp_path, capsys):
+    """Both stages on MNIST at a toy size (1 epoch each, 20 hidden units): M2 classifies
+    better than chance, and a second run that reads the kept M1 back reports the same."""
+    from test_data import real_mnist_root
+
+    root = real_mnist_root()
+    if root is None:
+        pytest.skip("MNIST files not found: set MINIVAE_DATA to the folder holding mnist/")
+    monkeypatch.setenv("MINIVAE_DATA", str(root))
+    argv = ["--draws", "0", "--m1-epochs", "1", "--m1-hidden", "20", "--epochs", "1",
+            "--hidden", "20", "--m1-dir", str(tmp_path)]  # fmt: skip
+    rows = []
+    for _ in range(2):
+        assert bench.main(argv) == 0
+        out = capsys.readouterr()
+        row, summary = (json.loads(line) for line in out.out.splitlines())
+        rows.append(row)
+    assert "M1 read from" in out.err and (tmp_path / "m1_draw_0_h20_e1.npz").exists()
+    assert 1 <= row["kept_units"] <= 50 and row["m1_epochs"] == 1 and row["hidden"] == 20
+    assert row["test_error"] < 0.8  # chance is 0.9
+    assert rows[1]["test_error_per_epoch"] == rows[0]["test_error_per_epoch"]
+    assert rows[1]["kept_units"] == rows[0]["kept_units"]
+    assert summary["test_errors"] == [row["test_error"]] and summary["draws"] == [0]
