@@ -126,7 +126,9 @@ def pairs(np, logits, e) -> dict:
         "log(1 + e^-|l|)": (lambda: np.log1p(e), lambda: log1p_by_log(e)),
         "sigmoid(l) from e^-|l|": (masked_sigmoid, lambda: sigmoid_from_exp(logits, e)),
         "Bernoulli log-likelihood, training forward: 128-row blocks vs whole": (
-            bernoulli_in_row_blocks, lambda: _bernoulli_rows(logits, x, keep_e=True)[0]),
+            bernoulli_in_row_blocks,
+            lambda: _bernoulli_rows(logits, x, keep_e=True)[0],
+        ),
     }
 
 
