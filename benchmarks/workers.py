@@ -1,9 +1,9 @@
 """A process pool whose workers do not outlive the script that started them.
 
-The sweeps hand their trainings to worker processes. If the sweep itself is killed
-(``kill PID``, a closed terminal), a plain pool's workers go on with the training they
-hold, for hours, sharing the cores with whatever is timed next. Each worker of ``pool``
-watches its parent once a second and exits when the parent is gone.
+The sweeps hand their trainings to worker processes. If the sweep itself is killed (``kill
+PID`` from another shell, the kernel's out-of-memory killer), a plain pool's workers go on
+with the training they hold, for hours, sharing the cores with whatever is timed next. Each
+worker of ``pool`` watches its parent once a second and exits when the parent is gone.
 """
 
 from __future__ import annotations
