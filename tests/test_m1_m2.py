@@ -61,13 +61,16 @@ def test_a_small_run_end_to_end_and_again_from_the_kept_m1(bench, monkeypatch, t
     monkeypatch.setenv("MINIVAE_DATA", str(root))
     argv = ["--draws", "0", "--m1-epochs", "1", "--m1-hidden", "20", "--epochs", "1",
             "--hidden", "20", "--m1-dir", str(tmp_path)]  # fmt: skip
-    rows = []
+    rows, logs = [], []
     for _ in range(2):
         assert bench.main(argv) == 0
         out = capsys.readouterr()
         row, summary = (json.loads(line) for line in out.out.splitlines())
         rows.append(row)
-    assert "M1 read from" in out.err and (tmp_path / "m1_draw_0_h20_e1.npz").exists()
+        logs.append(out.err)
+    assert "M1 epoch 1" in logs[0] and "M1 read from" not in logs[0]  # trained, then kept
+    assert "M1 read from" in logs[1] and "M1 epoch" not in logs[1]
+    assert (tmp_path / "m1_draw_0_h20_e1.npz").exists()
     assert 1 <= row["kept_units"] <= 50 and row["m1_epochs"] == 1 and row["hidden"] == 20
     assert row["test_error"] < 0.8  # chance is 0.9
     assert rows[1]["test_error_per_epoch"] == rows[0]["test_error_per_epoch"]
