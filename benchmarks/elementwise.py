@@ -108,18 +108,11 @@ def pairs(np, logits, e) -> dict:
     x = (np.random.default_rng(3).random(logits.shape) < 0.2).astype(logits.dtype)  # binary pixels
 
     def bernoulli_in_row_blocks():  # the variant the library does not use: 128-row blocks
-        e_all, out = np.empty_like(logits), np.empty(logits.shape[0], logits.dtype)  # (B, D), (B,)
+        out, kept = np.empty(logits.shape[0], logits.dtype), []  # (B,); e^-|l| of each block
         for r in range(0, logits.shape[0], 128):
             rows = slice(r, r + 128)
-            l, e_rows = logits[rows], e_all[rows]  # e^-|l| is written in place, kept for a backward
-            np.abs(l, out=e_rows)
-            np.negative(e_rows, out=e_rows)
-            np.exp(e_rows, out=e_rows)
-            softplus = log1p_by_log(e_rows)
-            softplus += np.maximum(l, 0.0)
-            xl = x[rows] * l
-            xl -= softplus
-            out[rows] = xl.sum(axis=-1)
+            out[rows], e_rows = _bernoulli_rows(logits[rows], x[rows], keep_e=True)
+            kept.append(e_rows)  # as a backward would keep them
         return out
 
     return {
