@@ -15,8 +15,7 @@ Prints one JSON line per lesson: its wall time in seconds, the time the lesson
 itself reports in its summary.json, the dataset it used, and, where the lesson
 trained with ``minivae.train`` and left a metrics log, the median seconds per epoch
 of each such run (M2's epoch time is the one issue 18 asks for); then a line with
-the total and the machine. ``page_faults`` counts the lesson's minor page faults (pages the
-kernel had to hand it, BENCHMARKS.md, "Page faults in training").
+the total and the machine.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import argparse
 import glob
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -64,13 +62,10 @@ def epoch_seconds(folder: str) -> dict:
 def run(path: str, out: str, quick: bool) -> dict:
     name = os.path.splitext(os.path.basename(path))[0]
     cmd = [sys.executable, path, "--no-progress", "--out", out] + (["--quick"] if quick else [])
-    faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - faults
-    row = {"lesson": name, "wall_s": round(seconds, 1), "exit_code": done.returncode,
-           "page_faults": faults}  # fmt: skip
+    row = {"lesson": name, "wall_s": round(seconds, 1), "exit_code": done.returncode}
     summary_path = os.path.join(out, name, "summary.json")
     if os.path.exists(summary_path):
         with open(summary_path) as f:
