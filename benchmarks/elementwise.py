@@ -3,7 +3,10 @@
     python benchmarks/elementwise.py            # 128 x 784 (a batch of logits), float32 and float64
 
 Prints one JSON line per (dtype, pair): best-of-repeats milliseconds per call of the
-replaced form and of minivae's form, the speed-up, and the largest relative difference;
+replaced form and of minivae's form, the speed-up, the largest relative difference, and the
+minor page faults per call of each form (glibc may hand freed memory back to the system
+after a call, and the next call then faults it in again page by page: a few thousand faults
+cost milliseconds, so a row with many timed the allocator rather than the arithmetic);
 with them the Bernoulli log-likelihood's training forward (the rows' sums and e^-|l|): with
 a log per pixel (the form it replaced) against the logs of products of 16 pixels (float32;
 float64 keeps log1p per pixel, so there both forms are one), and on blocks of 128 rows, a
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import timeit
 
@@ -42,14 +46,20 @@ def main(argv=None) -> int:
         logits = (rng.standard_normal(args.shape) * 3).astype(dtype)
         e = np.exp(-np.abs(logits))  # e^-|l| in (0, 1], as the Bernoulli likelihood makes it
         for name, (old, new) in pairs(np, logits, e).items():
+            f_old = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t_old = min(timeit.repeat(old, number=args.number, repeat=args.repeats)) / args.number
+            f_new = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t_new = min(timeit.repeat(new, number=args.number, repeat=args.repeats)) / args.number
+            f_end = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            calls = args.number * args.repeats
             a, b = old(), new()
             rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), np.finfo(dtype).tiny)))
             print(json.dumps({
                 "dtype": dtype, "shape": args.shape, "what": name,
                 "replaced_ms": round(t_old * 1e3, 4), "minivae_ms": round(t_new * 1e3, 4),
                 "speedup": round(t_old / t_new, 2), "max_rel_difference": float(f"{rel:.3g}"),
+                "replaced_page_faults_per_call": round((f_new - f_old) / calls, 1),
+                "minivae_page_faults_per_call": round((f_end - f_new) / calls, 1),
             }), flush=True)  # fmt: skip
     for dtype in ("float32", "float64"):
         for name, (old, new, compare) in adam_pairs(np, dtype).items():

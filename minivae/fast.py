@@ -222,9 +222,10 @@ class BernoulliLogProb(Function):
 BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
 
 
-# BENCHMARKS.md, "Bernoulli log-likelihood: one log per 16 pixels": 1.26 and 1.23 times faster
-# than a log per pixel on 512 and 128 rows of 784 (float32), as close to the exact sums. With
-# five full-size arrays alive at once every call took 1,536 page faults and was 3.7 times slower.
+# BENCHMARKS.md, "Bernoulli log-likelihood: one log per 16 pixels": 1.49 and 1.46 times faster
+# than a log per pixel on 512 and 128 rows of 784 (float32), as close to the exact sums. Few
+# full-size arrays: with five alive at once, glibc gave their memory back after every call and
+# each call faulted it in again (1,536 page faults, 3.7 times slower).
 
 
 def _bernoulli_rows(logits, x, keep_e: bool):
@@ -245,10 +246,10 @@ def _bernoulli_rows(logits, x, keep_e: bool):
     xp.exp(e, out=e)  # e^-|l|, in (0, 1]
     u, c = one_plus_and_correction(e)  # log(1 + e) = log(u) + c
     log_u = sum_log_by_products(u)  # (...,): sum_d log(u_d)
-    del u  # at most four full-size arrays alive at once (the comment above says why)
-    xl = x * logits
-    xl -= c
-    xl -= xp.maximum(logits, 0.0, out=c)  # x l - max(l, 0) - c = x l - softplus(l) + log(u)
+    xl = xp.greater(logits, 0, out=u)  # u's memory, no longer needed: [l > 0] as 1.0 or 0.0
+    xp.subtract(x, xl, out=xl)
+    xl *= logits  # (x - [l > 0]) l = x l - max(l, 0)
+    xl -= c  # x l - max(l, 0) - c = x l - softplus(l) + log(u)
     return xl.sum(axis=-1) - log_u, (e if keep_e else None)
 
 

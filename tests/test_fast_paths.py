@@ -177,13 +177,16 @@ def test_sum_log_by_products_is_the_sum_of_the_logs(width):
     assert got[0, 1] == 0.0
 
 
-def test_float32_likelihood_on_mnist_rows_is_as_close_to_float64_as_the_per_pixel_log():
+@pytest.mark.parametrize("pixels", ["binary", "grey"])
+def test_float32_likelihood_on_mnist_rows_is_as_close_to_float64_as_the_per_pixel_log(pixels):
     """The training forward of the float32 Bernoulli likelihood (logs of products) against the
-    exact float64 sum, on 784-pixel rows: within the error of the form it replaced (a log per
-    pixel), which is float32's rounding of a sum of about 500 nats."""
+    exact float64 sum, on 784-pixel rows of 0/1 or grey values: within the error of the form it
+    replaced (a log per pixel), which is float32's rounding of a sum of about 500 nats."""
     rng = np.random.default_rng(6)
     logits = (rng.standard_normal((256, 784)) * 6).astype(np.float32)
-    x = (rng.random((256, 784)) < 0.2).astype(np.float32)
+    x = rng.random((256, 784)).astype(np.float32)  # grey values in [0, 1)
+    if pixels == "binary":
+        x = (x < 0.2).astype(np.float32)
     exact = (x * logits.astype(np.float64) - np.logaddexp(0.0, logits.astype(np.float64))).sum(-1)
     got, e = fast._bernoulli_rows(logits, x, keep_e=True)
     softplus, _ = fast.softplus_and_exp(logits)
