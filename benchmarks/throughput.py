@@ -14,7 +14,10 @@ configuration: samples per second (median over repeats) for
            whichever ran faster in a short trial before the timed repeats (named in the line),
   floor    only the matrix products one forward and backward need, in NumPy/CuPy,
 and the ratios minivae/torch, minivae/torch_best and minivae/floor (medians of the
-per-repeat ratios).
+per-repeat ratios); also each contestant's minor page faults per timed step (medians), in its
+process: glibc's malloc may hand freed memory back to the system between steps, and the
+next step then faults it in again page by page, a cost that belongs to the allocator
+(BENCHMARKS.md, "Page faults").
 
 --isolate runs every timed run in a fresh Python process of its own (PyTorch's fused and
 foreach Adam both timed, torch_best the faster), so that no contestant shares its process
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -193,14 +197,26 @@ def make_floor(B, batch, dtype, x_host):
 
 
 def _time(step, sync, steps, warmup) -> float:
+    return _time_and_faults(step, sync, steps, warmup)[0]
+
+
+def _time_and_faults(step, sync, steps, warmup) -> tuple:
+    """(seconds of ``steps`` timed steps after ``warmup`` untimed ones, minor page faults per
+    timed step in this process: memory the kernel had to hand over, one page at a time)."""
     for _ in range(warmup):
         step()
     sync()
+    faults = _page_faults()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     sync()
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    return seconds, (_page_faults() - faults) / steps
+
+
+def _page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def run_config(args, np, mv, B, torch, batch, dtype) -> dict:
@@ -213,16 +229,19 @@ def run_config(args, np, mv, B, torch, batch, dtype) -> dict:
         best = fastest_torch_adam(torch, batch, dtype, x_host, args)
         contestants["torch_best"] = make_torch(torch, batch, dtype, x_host, args.device, best)
     names = list(contestants)
-    rates = {name: [] for name in names}
+    rates, faults = {name: [] for name in names}, {name: [] for name in names}
     for r in range(args.repeats):
         order = names[r % len(names):] + names[: r % len(names)]  # rotate: drift cancels
         for name in order:
             step, sync = contestants[name]
-            seconds = _time(step, sync, args.steps, args.warmup)
+            seconds, per_step = _time_and_faults(step, sync, args.steps, args.warmup)
             rates[name].append(batch * args.steps / seconds)
+            faults[name].append(per_step)
     out = {"batch": batch, "dtype": dtype, "steps": args.steps, "repeats": args.repeats}
     for name in names:
         out[f"{name}_samples_per_s"] = round(statistics.median(rates[name]), 1)
+    for name in names:
+        out[f"{name}_page_faults_per_step"] = round(statistics.median(faults[name]), 1)
     if best is not None:
         out["torch_best_adam"] = next(iter(best))  # "fused" or "foreach"
     out.update(ratios(rates))
@@ -254,7 +273,8 @@ def time_one(args) -> int:
 
         torch.set_num_threads(args.threads)
         step, sync = make_torch(torch, batch, dtype, x_host, args.device, TORCH_ADAM[args.one])
-    print(json.dumps({"seconds": _time(step, sync, args.steps, args.warmup)}), flush=True)
+    seconds, per_step = _time_and_faults(step, sync, args.steps, args.warmup)
+    print(json.dumps({"seconds": seconds, "page_faults_per_step": per_step}), flush=True)
     return 0
 
 
@@ -273,7 +293,7 @@ def run_isolated(args) -> int:
     print(json.dumps({"machine": machine}), flush=True)
     for dtype in args.dtype:
         for batch in args.batch:
-            rates = {name: [] for name in names}
+            rates, faults = {name: [] for name in names}, {name: [] for name in names}
             for r in range(args.repeats):
                 for name in names[r % len(names):] + names[: r % len(names)]:
                     cmd = [sys.executable, os.path.abspath(__file__), "--one", name,
@@ -281,18 +301,22 @@ def run_isolated(args) -> int:
                            "--warmup", str(args.warmup), "--threads", str(args.threads),
                            "--device", args.device]  # fmt: skip
                     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-                    seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-                    rates[name].append(batch * args.steps / seconds)
+                    timed = json.loads(done.stdout.strip().splitlines()[-1])
+                    rates[name].append(batch * args.steps / timed["seconds"])
+                    faults[name].append(timed["page_faults_per_step"])
             out = {"batch": batch, "dtype": dtype, "steps": args.steps, "repeats": args.repeats,
                    "isolated": True}  # fmt: skip
             if "torch" in rates:  # the faster of PyTorch's two fast Adams is its best
                 fast_adam = max(("torch_fused", "torch_foreach"),
                                 key=lambda n: statistics.median(rates[n]))  # fmt: skip
-                rates["torch_best"] = rates.pop(fast_adam)
-                rates.pop("torch_fused" if fast_adam == "torch_foreach" else "torch_foreach")
+                for d in (rates, faults):
+                    d["torch_best"] = d.pop(fast_adam)
+                    d.pop("torch_fused" if fast_adam == "torch_foreach" else "torch_foreach")
                 out["torch_best_adam"] = fast_adam.removeprefix("torch_")
             for name, values in rates.items():
                 out[f"{name}_samples_per_s"] = round(statistics.median(values), 1)
+            for name, values in faults.items():
+                out[f"{name}_page_faults_per_step"] = round(statistics.median(values), 1)
             out.update(ratios(rates))
             out["machine"] = machine
             print(json.dumps(out), flush=True)

@@ -34,3 +34,29 @@ def test_isolated_runs_report_rates_and_ratios(capsys, monkeypatch):
     assert row["isolated"] is True and (row["batch"], row["dtype"], row["repeats"]) == (16, "float32", 2)
     assert row["minivae_samples_per_s"] > 0 and row["floor_samples_per_s"] > 0
     assert 0 < row["minivae_over_floor"] and "minivae_over_torch" not in row
+    assert row["minivae_page_faults_per_step"] >= 0 and row["floor_page_faults_per_step"] >= 0
+
+
+def test_page_faults_per_step_count_the_pages_a_step_takes_fresh():
+    """A step that maps 1 MiB anew and writes every 4 KiB page of it: at least 256 faults each;
+    a step that reuses its memory: none."""
+    import mmap
+
+    bench = load_benchmark("throughput.py")
+    page = mmap.PAGESIZE
+
+    def fresh():
+        m = mmap.mmap(-1, 1 << 20)
+        for offset in range(0, 1 << 20, page):
+            m[offset] = 1
+        m.close()
+
+    kept = bytearray(1 << 20)
+
+    def reuse():
+        for offset in range(0, 1 << 20, page):
+            kept[offset] = 1
+
+    seconds, faults = bench._time_and_faults(fresh, lambda: None, steps=5, warmup=1)
+    assert seconds > 0 and faults >= (1 << 20) // page
+    assert bench._time_and_faults(reuse, lambda: None, steps=5, warmup=1)[1] < 2
