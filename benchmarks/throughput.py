@@ -19,6 +19,10 @@ process: glibc's malloc may hand freed memory back to the system between steps, 
 next step then faults it in again page by page, a cost that belongs to the allocator
 (BENCHMARKS.md, "Page faults").
 
+minivae's contestant keeps freed memory in its process (``minivae.memory``), as the
+training loop does; in the one shared process that setting holds for PyTorch's steps too,
+and with --isolate PyTorch's processes leave glibc's malloc as it is.
+
 --isolate runs every timed run in a fresh Python process of its own (PyTorch's fused and
 foreach Adam both timed, torch_best the faster), so that no contestant shares its process
 with another's threads: NumPy's OpenBLAS workers keep spinning for a while after
@@ -108,6 +112,11 @@ def build_minivae(mv, B, batch, dtype, x_host):
     from minivae.models import VAE
     from minivae.optim import Adam
 
+    from minivae import fast
+    from minivae.memory import keep_freed_memory
+
+    if fast.enabled:  # as minivae.train.train does before its first step
+        keep_freed_memory()
     mv.set_default_dtype(dtype)
     mv.manual_seed(0)
     model = VAE(x_dim=784, hidden=[400], latent=20, activation="relu", likelihood="bernoulli")

@@ -23,7 +23,8 @@ plain version it stands in for, values and gradients, in ``tests/test_fast_paths
 plainly or for a block: ``with fast.set_enabled(False): ...``. The ops read it at every
 call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``), and so does
 ``distributions.total_correlation`` (``fast.TotalCorrelation`` or eight plain ops); ``Adam(...)``
-reads it when it is built (it builds a ``fast.Adam`` while it is on). The results match
+reads it when it is built (it builds a ``fast.Adam`` while it is on), and the training loop
+when it starts (it keeps freed memory in the process while it is on: ``minivae/memory.py``). The results match
 the plain versions to a few units in the last place, not always bit for bit, so
 reproduce a run with the setting it ran with. The other ops have no fast version.
 

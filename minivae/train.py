@@ -44,9 +44,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 from minivae import backend as B
 from minivae import data as D
-from minivae import plots
+from minivae import fast, plots
 from minivae.checkpoint import CheckpointError, NonFiniteState, read_checkpoint, save_checkpoint
 from minivae.files import atomic_append_text, atomic_write_json, atomic_write_text, dumps_json
+from minivae.memory import keep_freed_memory
 from minivae.metrics import evaluate
 from minivae.models import MODELS, build_model, model_class
 from minivae.optim import OPTIMIZERS, clip_grad_norm
@@ -276,6 +277,8 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
     that row (a benchmark's test error after every epoch, say).
     """
     config.validate()
+    if fast.enabled:  # the freed arrays stay with the process for the next step
+        keep_freed_memory()
     out_dir = os.fspath(out_dir)
     created = not os.path.isdir(out_dir)
     saved_before = resume  # a resumed run has a checkpoint on disk from the start
