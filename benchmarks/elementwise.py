@@ -128,7 +128,7 @@ def pairs(np, logits, e) -> dict:
         return out
 
     def bernoulli_log_per_pixel():  # the replaced form: softplus per pixel, then the row sums
-        softplus, e_kept = softplus_and_exp(logits)
+        softplus, _e = softplus_and_exp(logits)  # e^-|l|, which a backward would keep
         xl = x * logits
         xl -= softplus
         return xl.sum(axis=-1)

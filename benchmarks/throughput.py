@@ -108,12 +108,11 @@ def main(argv=None) -> int:
 
 def build_minivae(mv, B, batch, dtype, x_host):
     """The VAE, its Adam and one batch of x_host, from seed 0."""
+    from minivae import fast
     from minivae.data import Batch
+    from minivae.memory import keep_freed_memory
     from minivae.models import VAE
     from minivae.optim import Adam
-
-    from minivae import fast
-    from minivae.memory import keep_freed_memory
 
     if fast.enabled:  # as minivae.train.train does before its first step
         keep_freed_memory()

@@ -7,7 +7,7 @@ Each one was measured (the comment above it names the section of
 plain version it stands in for, values and gradients, in ``tests/test_fast_paths.py``.
 
     log1p_by_log, log1p_unit    log(1 + e) for e in [0, 1] from the vectorized log (float32, cpu)
-    one_plus_and_correction     u = fl(1 + e) and the correction d with log(1 + e) = log(u) + d
+    one_plus_and_correction     u = fl(1 + e) and the correction c with log(1 + e) = log(u) + c
     sum_log_by_products         sum of log(u) over a row as the logs of products of 16 entries
     sigmoid_from_exp            sigmoid(x) rebuilt from a saved e^-|x|
     softplus_and_exp            softplus(x) and e^-|x| in one pass, in place
@@ -23,10 +23,10 @@ plain version it stands in for, values and gradients, in ``tests/test_fast_paths
 plainly or for a block: ``with fast.set_enabled(False): ...``. The ops read it at every
 call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``), and so does
 ``distributions.total_correlation`` (``fast.TotalCorrelation`` or eight plain ops); ``Adam(...)``
-reads it when it is built (it builds a ``fast.Adam`` while it is on), and the training loop
-when it starts (it keeps freed memory in the process while it is on: ``minivae/memory.py``). The results match
-the plain versions to a few units in the last place, not always bit for bit, so
-reproduce a run with the setting it ran with. The other ops have no fast version.
+reads it when it is built (it builds a ``fast.Adam`` while it is on), and so does the
+training loop when it starts (it keeps freed memory in the process while it is on:
+``minivae/memory.py``). The results match the plain versions to a few units in the last
+place, not always bit for bit, so reproduce a run with the setting it ran with. The other ops have no fast version.
 
 M2's fast sum over y changes how that model evaluates its bound rather than an op, so it
 stays with the model (``minivae/models/m2.py``, ``fast_sum_over_y``) and its own tests.

@@ -7,7 +7,7 @@ it anew: each 4 KiB page is a page fault, a page the kernel must find and zero, 
 each on the machine of BENCHMARKS.md. Whether a step falls over that edge depends on the
 order of every allocation in the process, so it comes and goes from run to run: in fresh
 processes the 784-400-20 VAE's batch-512 step took 0 page faults in some and 2,023 per
-step in others (BENCHMARKS.md, "Page faults").
+step in others (BENCHMARKS.md, "Keeping freed memory in the process").
 
 ``keep_freed_memory()`` raises glibc's two limits once for the process, so that blocks up to
 32 MiB come from the heap and up to 256 MiB of its free top stay with the process for the
@@ -60,4 +60,6 @@ def _raise_thresholds() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # the mmap threshold first: setting either one turns off glibc's own adjustment of both
-    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:
+        return False
+    return mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1

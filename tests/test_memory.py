@@ -65,7 +65,8 @@ def test_the_users_own_malloc_settings_stand(env):
 
 def test_the_training_loop_keeps_memory_only_with_the_fast_paths_on(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append(1))  # this process keeps its malloc
+    # a recorder in its place: the test process keeps its own malloc settings
+    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append(1))
     config = train_module.TrainConfig(
         model={"kind": "vae", "x_dim": 784, "hidden": [8], "latent": 2},
         dataset="fashion-mnist-builtin", epochs=1, batch_size=120, n_val=60, limit_train=300,
