@@ -110,7 +110,12 @@ def tc_pair(np, dtype, batch):
 
 def pairs(np, logits, e) -> dict:
     """{what: (the replaced form, minivae's form)}, each a function of no arguments."""
-    from minivae.fast import _bernoulli_rows, log1p_by_log, sigmoid_from_exp, softplus_and_exp
+    from minivae.fast import (
+        _bernoulli_rows,
+        _bernoulli_rows_per_pixel,
+        log1p_by_log,
+        sigmoid_from_exp,
+    )
 
     def masked_sigmoid():  # the replaced form: a masked multiply
         sig = np.reciprocal(e + 1.0)
@@ -127,12 +132,6 @@ def pairs(np, logits, e) -> dict:
             kept.append(e_rows)  # as a backward would keep them
         return out
 
-    def bernoulli_log_per_pixel():  # the replaced form: softplus per pixel, then the row sums
-        softplus, _e = softplus_and_exp(logits)  # e^-|l|, which a backward would keep
-        xl = x * logits
-        xl -= softplus
-        return xl.sum(axis=-1)
-
     return {
         "log(1 + e^-|l|)": (lambda: np.log1p(e), lambda: log1p_by_log(e)),
         "sigmoid(l) from e^-|l|": (masked_sigmoid, lambda: sigmoid_from_exp(logits, e)),
@@ -141,7 +140,7 @@ def pairs(np, logits, e) -> dict:
             lambda: _bernoulli_rows(logits, x, keep_e=True)[0],
         ),
         "Bernoulli log-likelihood, training forward: a log per 16 pixels vs per pixel": (
-            bernoulli_log_per_pixel,
+            lambda: _bernoulli_rows_per_pixel(logits, x, keep_e=True)[0],  # the replaced form
             lambda: _bernoulli_rows(logits, x, keep_e=True)[0],
         ),
     }

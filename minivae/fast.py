@@ -237,10 +237,7 @@ def _bernoulli_rows(logits, x, keep_e: bool):
     as logs of products (``sum_log_by_products``): one log per 16 pixels instead of one each.
     """
     if B.device == "gpu" or logits.dtype.itemsize > 4:  # float64, or the GPU: log1p per pixel
-        softplus, e = softplus_and_exp(logits)
-        xl = x * logits
-        xl -= softplus
-        return xl.sum(axis=-1), (e if keep_e else None)
+        return _bernoulli_rows_per_pixel(logits, x, keep_e)
     xp = B.xp
     e = xp.abs(logits)
     xp.negative(e, out=e)
@@ -252,6 +249,14 @@ def _bernoulli_rows(logits, x, keep_e: bool):
     xl *= logits  # (x - [l > 0]) l = x l - max(l, 0)
     xl -= c  # x l - max(l, 0) - c = x l - softplus(l) + log(u)
     return xl.sum(axis=-1) - log_u, (e if keep_e else None)
+
+
+def _bernoulli_rows_per_pixel(logits, x, keep_e: bool):
+    """The same sums from softplus per pixel (``softplus_and_exp``): float64 and the GPU."""
+    softplus, e = softplus_and_exp(logits)
+    xl = x * logits
+    xl -= softplus
+    return xl.sum(axis=-1), (e if keep_e else None)
 
 
 class BernoulliLogLikelihood(Function):

@@ -34,7 +34,8 @@ def test_isolated_runs_report_rates_and_ratios(capsys, monkeypatch):
     assert row["isolated"] is True and (row["batch"], row["dtype"], row["repeats"]) == (16, "float32", 2)
     assert row["minivae_samples_per_s"] > 0 and row["floor_samples_per_s"] > 0
     assert 0 < row["minivae_over_floor"] and "minivae_over_torch" not in row
-    assert row["minivae_page_faults_per_step"] >= 0 and row["floor_page_faults_per_step"] >= 0
+    # minivae's child keeps freed memory, as the training loop does: no page-fault cliff
+    assert 0 <= row["minivae_page_faults_per_step"] < 50 and row["floor_page_faults_per_step"] >= 0
 
 
 def test_page_faults_per_step_count_the_pages_a_step_takes_fresh():
