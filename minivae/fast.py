@@ -29,7 +29,8 @@ training loop when it starts (it keeps freed memory in the process while it is o
 place, not always bit for bit, so reproduce a run with the setting it ran with. The other ops have no fast version.
 
 M2's fast sum over y changes how that model evaluates its bound rather than an op, so it
-stays with the model (``minivae/models/m2.py``, ``fast_sum_over_y``) and its own tests.
+stays with the model (``minivae/models/m2.py``, ``fast_sum_over_y``) and its own tests; it
+follows this switch too, unless a model or its class sets ``fast_sum_over_y`` itself.
 """
 
 from __future__ import annotations

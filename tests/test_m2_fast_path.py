@@ -38,7 +38,7 @@ def pair(**kwargs):
     plain = SemiSupervisedVAE(**config)
     plain.load_state_dict(fast.state_dict())
     plain.fast_sum_over_y = False
-    assert fast.fast_sum_over_y  # the fast path is the default
+    assert fast.fast_sum_over_y is None and minivae.fast.enabled  # the default follows the switch
     return fast, plain
 
 
@@ -162,4 +162,35 @@ def test_fast_path_runs_the_first_encoder_layer_on_no_copies_of_x(monkeypatch):
 def test_switch_off_on_the_class_changes_every_model(monkeypatch):
     fast, _ = pair()
     monkeypatch.setattr(SemiSupervisedVAE, "fast_sum_over_y", False)
-    assert not fast.fast_sum_over_y and not SemiSupervisedVAE().fast_sum_over_y
+    assert fast.fast_sum_over_y is False and SemiSupervisedVAE().fast_sum_over_y is False
+
+
+def rows_decoded(model, x):
+    """How many rows the decoder's first layer saw, call by call, while the model computed U(x)."""
+    seen = []
+    original = nn.Linear.forward
+
+    def spy(layer, h):
+        if layer is model.decoder.layers[0]:
+            seen.append(h.shape[0])
+        return original(layer, h)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nn.Linear, "forward", spy)
+        model.elbo(x)
+    return seen
+
+
+def test_the_library_switch_turns_the_fast_sum_off_unless_the_model_says_otherwise():
+    """MINIVAE_FAST=0 / fast.set_enabled(False) runs the tiled sum; an explicit True still wins."""
+    fast, plain = pair()
+    x, _ = batch(6, 11)
+    for model in (fast, plain):
+        confident(model, 100.0)  # one class kept per example: the fast path decodes 6 rows
+    assert rows_decoded(fast, x) == [6]
+    with minivae.fast.set_enabled(False):
+        assert rows_decoded(fast, x) == [C * 6]  # follows the switch: every class, tiled
+        fast.fast_sum_over_y = True
+        assert rows_decoded(fast, x) == [6]  # set on the model: the model's choice stands
+    fast.fast_sum_over_y = None
+    assert rows_decoded(plain, x) == [C * 6]

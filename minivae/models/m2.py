@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from minivae import backend as B
-from minivae import ops
+from minivae import fast, ops
 from minivae.distributions import (
     DiagonalGaussian,
     bernoulli_log_likelihood,
@@ -204,13 +204,16 @@ class SemiSupervisedVAE(SemiSupervised, ConditionalVAE):
     # of nonzero weight only, with the encoder's first layer applied to x once; it pays
     # once the classifier is confident (benchmarks/BENCHMARKS.md, "Throughput of the sum
     # over y": 2.25 times faster with trained weights, the row behind "M2 with 100
-    # labels"), and tests/test_m2_fast_path.py holds it equal to the plain version. Set
-    # ``fast_sum_over_y`` on a model, or on the class for every model.
-    fast_sum_over_y = True
+    # labels"), and tests/test_m2_fast_path.py holds it equal to the plain version.
+    # ``fast_sum_over_y`` None follows the library's switch (``minivae.fast.enabled``,
+    # ``MINIVAE_FAST=0`` turns it off with every other fast path); True or False, set on a
+    # model or on the class, decides for that model or for every model.
+    fast_sum_over_y: bool | None = None
 
     def _expected_over_classes(self, x, weights, eps):
         """(sum_y w_yb recon_yb, sum_y w_yb KL_yb), each (B,), for class weights w (C, B)."""
-        if self.fast_sum_over_y:
+        use_fast = fast.enabled if self.fast_sum_over_y is None else self.fast_sum_over_y
+        if use_fast:
             return self._expected_over_kept_classes(x, weights, eps)
         recon_c, kl_c = self._all_classes_tiled(x, eps)  # (C, B)
         return (weights * recon_c).sum(axis=0), (weights * kl_c).sum(axis=0)
