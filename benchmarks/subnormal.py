@@ -10,11 +10,12 @@ Prints one JSON line per measurement (medians over repeats, milliseconds):
    with minivae's class weights against the plain q(y|x) (``class_weights`` replaced by
    the identity): the plain weights feed subnormal gradients into the decoder. Both
    evaluate every class (``fast_sum_over_y=False``), so that only the flush differs;
-3. 20 Adam steps over a 1024 x 256 float32 weight whose first quarter of rows gets no
-   gradient and starts with first moments decayed to 1e-39 (a rarely-on pixel's rows),
-   with the flush of M below ``finfo.tiny`` against without it (milliseconds per 20).
+3. 20 Adam steps (steps 101 to 120) over a 1024 x 256 float32 weight whose first quarter
+   of rows gets no gradient and starts with first moments decayed to 1e-39 (a rarely-on
+   pixel's rows), with the flush of M below ``finfo.tiny`` at every step, at every
+   ``FLUSH_EVERY``-th step (the library's), and without it (milliseconds per 20).
 
-The two versions alternate repeat by repeat, so drift on a shared machine cancels.
+The versions alternate repeat by repeat, so drift on a shared machine cancels.
 """
 
 from __future__ import annotations
@@ -104,23 +105,29 @@ def adam_steps(repeats: int) -> dict:
     v0[:rows] = 1e-8
     plain_flush = fast.flush_subnormal
 
-    def make(flush: bool):
+    every = fast.FLUSH_EVERY
+
+    def make(flush_every):
         def run():
             w = mv.Tensor(w0.copy(), requires_grad=True)
             opt = fast.Adam([w], lr=1e-3)  # the flush is part of the fast Adam only
             opt.g_sum[0][...], opt.g2_sum[0][...], opt.steps = m0, v0, 100
-            if not flush:
+            if flush_every is None:
                 fast.flush_subnormal = lambda a, tmp, mask: None
+            else:
+                fast.FLUSH_EVERY = flush_every
             try:
                 for _ in range(20):
                     w.grad = g
                     opt.step()
             finally:
-                fast.flush_subnormal = plain_flush
+                fast.flush_subnormal, fast.FLUSH_EVERY = plain_flush, every
 
         return run
 
-    return alternate({"flush_ms": make(True), "no_flush_ms": make(False)}, repeats, 3)
+    return alternate({"flush_every_step_ms": make(1),
+                      f"flush_every_{every}_steps_ms": make(every),  # the library's
+                      "no_flush_ms": make(None)}, repeats, 3)  # fmt: skip
 
 
 def main(argv=None) -> int:

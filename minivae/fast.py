@@ -16,7 +16,7 @@ plain version it stands in for, values and gradients, in ``tests/test_fast_paths
     BernoulliLogLikelihood      the same summed per example, in cache-sized blocks without gradients
     TotalCorrelation            the batch estimate of the total correlation, one op with its backward
     Adam                        Adam on decayed sums, constants folded, scratch buffers reused
-    flush_subnormal             Adam's first moment set to 0 below the normal range
+    flush_subnormal             Adam's first moment set to 0 below the normal range (every 8 steps)
 
 **The switch.** ``minivae.fast.enabled`` is True unless the environment variable
 ``MINIVAE_FAST`` is ``0`` when minivae is imported. ``set_enabled(False)`` turns it off,
@@ -416,7 +416,11 @@ def adam_on_decayed_sums(w, g, g_sum, g2_sum, tmp, b1: float, b2: float, step: f
 
 # BENCHMARKS.md, "Subnormal numbers (Intel, 2026-12-02)": 20 Adam steps on a 1024 x 256 weight
 # with a quarter of its rows at M = 1e-39 took 45 ms with the flush and 96 ms without; lesson
-# 03 took 677 s instead of 862 s, with the same printed numbers.
+# 03 took 677 s instead of 862 s, with the same printed numbers. The flush is three passes
+# over M, a fifth of an Adam step when nothing is subnormal, so it runs every FLUSH_EVERY
+# steps (BENCHMARKS.md, "The subnormal flush every 8 steps"): an entry that decays below
+# the normal range is then slow for at most 8 steps instead of about 150.
+FLUSH_EVERY = 8
 
 
 def flush_subnormal(a, tmp, mask) -> None:
@@ -437,7 +441,9 @@ class Adam(optim.Adam):
     """Adam (Kingma & Ba 2015) on decayed sums; the fast version of ``minivae.optim.Adam``.
 
     The same update as the plain class (``adam_on_decayed_sums`` says why), with the first
-    moment's subnormal entries flushed to 0 after each update (``flush_subnormal``). Its
+    moment's subnormal entries flushed to 0 after every FLUSH_EVERY-th update
+    (``flush_subnormal``; counted by ``steps``, so a resumed run flushes where it would
+    have). Its
     state is M and V (``g_sum``, ``g2_sum``); its state dict saves them under those names,
     and ``load_state_dict`` also reads the plain class's m and v (M = m / (1 - b1)).
     """
@@ -459,7 +465,8 @@ class Adam(optim.Adam):
     def update(self, k, w, g):
         adam_on_decayed_sums(w, g, self.g_sum[k], self.g2_sum[k], self.scratch[k],
                              self.b1, self.b2, self._step_size, self._eps)  # fmt: skip
-        flush_subnormal(self.g_sum[k], self.scratch[k], self.subnormal[k])
+        if self.steps % FLUSH_EVERY == 0:
+            flush_subnormal(self.g_sum[k], self.scratch[k], self.subnormal[k])
 
     def state_arrays(self):
         state = {f"g_sum.{k}": a for k, a in enumerate(self.g_sum)}

@@ -19,3 +19,16 @@ def test_each_pair_agrees(dtype, rtol):
         a, b = replaced(), minivae_form()
         assert a.shape == b.shape and a.dtype == b.dtype, what
         np.testing.assert_allclose(a, b, rtol=rtol, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_pairs_step_alike(dtype):
+    """The Adam rows time updates that move the weights alike: the flush at every step and
+    the library's flush every FLUSH_EVERY steps to the bit (nothing here is subnormal)."""
+    bench = load_benchmark("elementwise.py")
+    pairs = bench.adam_pairs(np, dtype)
+    flush = [what for what in pairs if "flush every step" in what]
+    assert len(flush) == 1
+    assert pairs[flush[0]][2]() == 0.0
+    for what, (_, _, compare) in pairs.items():
+        assert compare() < 1e-5, what

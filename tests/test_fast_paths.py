@@ -344,10 +344,13 @@ def test_adam_state_moves_between_the_fast_and_the_plain_version():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fast_adam_zeroes_a_first_moment_that_decays_below_the_normal_range(dtype, monkeypatch):
     """After one gradient and then zeros, M = b1^t g decays by 0.9 a step and would sit among
-    the subnormal numbers (slow arithmetic) for about 150 steps; fast Adam sets it to 0 instead,
-    and the weights come out bit for bit as those of the same steps without the flush."""
+    the subnormal numbers (slow arithmetic) for about 150 steps; fast Adam sets it to 0 instead
+    at its next flush (every FLUSH_EVERY steps), and the weights come out bit for bit as those
+    of the same steps without the flush."""
     tiny = np.finfo(dtype).tiny
-    steps = int(np.ceil(np.log(tiny / 1e-3) / np.log(0.9))) + 5  # M(1e-3) is below tiny by then
+    below = int(np.ceil(np.log(tiny / 1e-3) / np.log(0.9))) + 5  # M(1e-3) is below tiny by then
+    every = fast.FLUSH_EVERY
+    steps = (below // every + 1) * every - 1  # the first step and these end on a flush
 
     def train():
         w = Tensor(np.array([0.5, 1.0, -1.0], dtype=dtype), requires_grad=True)
@@ -394,3 +397,24 @@ def test_adam_on_decayed_sums_over_blocks_is_bit_identical_to_whole_arrays(dtype
     assert not np.array_equal(state[0], w)
     for a, b in zip(state, blocks):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fast_adam_flushes_every_flush_every_steps_and_only_then():
+    """A subnormal first moment stays until the step count is a multiple of FLUSH_EVERY,
+    then is 0; the normal entries are never touched."""
+    every = fast.FLUSH_EVERY
+    assert every > 1
+    w = Tensor(np.array([0.5, 1.0], dtype=np.float32), requires_grad=True)
+    opt = fast.Adam([w], lr=1e-3)
+    w.grad = np.zeros(2, dtype=np.float32)
+    opt.g_sum[0][...] = np.array([1e-39, 1e-3], dtype=np.float32)  # a subnormal M, a normal one
+    normal = np.float32(1e-3)
+    for step in range(1, 2 * every + 1):
+        opt.step()
+        m = opt.g_sum[0]
+        if step < every:
+            assert 0.0 < m[0] < np.finfo(np.float32).tiny, step  # not flushed yet
+        else:
+            assert m[0] == 0.0, step  # flushed at step FLUSH_EVERY, and 0 stays 0
+        normal = normal * np.float32(0.9)  # M <- b1 M + 0, in float32
+        assert m[1] == normal, step  # untouched by the flush
