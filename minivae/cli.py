@@ -391,8 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
 def check_train(args) -> None:
     """Refuse (UsageError) what `minivae train` cannot do, before any work; fill in defaults."""
     from minivae.data import dataset_info
-    from minivae.models import MODELS
-    from minivae.train import RUN_FILES
+    from minivae.models import MODELS, build_model
+    from minivae.train import FIGURES, RUN_FILES
 
     cls = MODELS[args.model]
     table = option_table()
@@ -436,12 +436,23 @@ def check_train(args) -> None:
         )
     if os.path.exists(args.run) and not os.path.isdir(args.run):
         raise UsageError(f"{args.run} is a file, not a run folder: give another --name or --out")
+    # the figures the run writes (and sample-*.png, which --overwrite removes with the old run)
+    figures = [n for n in FIGURES if os.path.exists(os.path.join(args.run, n))]
+    if figures and not (args.resume or args.overwrite):
+        raise UsageError(
+            f"{args.run} already holds {', '.join(figures)}, which this run would replace: "
+            "move them, give another --name, or replace them with --overwrite"
+        )
     # the defaults of the options whose presence the checks above read
     if args.labels is None:  # 100, or the multiple of the classes nearest it
         args.labels = info["n_classes"] * max(1, round(100 / info["n_classes"]))
     args.kl_warmup = 0.0 if args.kl_warmup is None else args.kl_warmup
     args.lr_decay = 1.0 if args.lr_decay is None else args.lr_decay
     args.nll_samples = args.nll_samples or 0
+    try:  # the model's own checks of its settings, before any data are loaded or files removed
+        build_model(_model_config(args))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _given(args, flag: str) -> bool:
@@ -510,7 +521,8 @@ def cmd_train(args) -> int:
         progress=not args.no_progress,
     )  # fmt: skip
     summary_path = os.path.join(out_dir, "summary.json")
-    old_samples = [os.path.basename(p) for p in glob.glob(os.path.join(out_dir, "sample-*.png"))]
+    old_samples = ([os.path.basename(p) for p in glob.glob(os.path.join(out_dir, "sample-*.png"))]
+                   if args.overwrite else [])  # an earlier run's samples go with it
     t0 = time.perf_counter()
     try:
         history = train(config, out_dir, resume=args.resume,

@@ -347,7 +347,8 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
     """(splits, model, optimizer, history, start epoch) of a fresh or resumed run; writes
     config.json (and, resumed, metrics.jsonl from the checkpoint's history).
 
-    A fresh run removes an earlier run's files only once its data are loaded, and then
+    A fresh run removes an earlier run's files only once its data are loaded and its model
+    and optimizer are built (a bad setting leaves the earlier run as it was), and then
     appends to ``written``: from there on, the run files in out_dir are this run's.
     """
     ckpt_path = os.path.join(out_dir, CHECKPOINT_FILE)
@@ -365,15 +366,15 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
     for stale in glob.glob(os.path.join(glob.escape(out_dir), ".*.*.tmp")):
         with contextlib.suppress(OSError):
             os.remove(stale)
+    B.manual_seed(config.seed)
+    model = build_model(config.model)
+    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr)
     if not resume:
         for name in (*RUN_FILES, *replace):  # a fresh run replaces an earlier one's files
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(out_dir, name))
         if written is not None:
             written.append(out_dir)
-    B.manual_seed(config.seed)
-    model = build_model(config.model)
-    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr)
     history: list = []
     start_epoch = 0
     if resume:

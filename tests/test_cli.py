@@ -323,6 +323,42 @@ def test_overwrite_keeps_the_old_run_when_the_data_cannot_be_loaded(capsys, tmp_
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before
 
 
+def test_overwrite_with_settings_the_model_refuses_keeps_the_old_run(capsys, tmp_path):
+    """A combination only the model's constructor checks (the total correlation needs a
+    diagonal q) is refused when the options are read (exit 2), before any file is removed;
+    and train() itself builds the model before it removes an earlier run's files."""
+    argv = ["train", "vae", *TINY, "--out", tmp_path, "--name", "r", "--epochs", "1"]
+    assert run(capsys, *argv)[0] == 0
+    folder = tmp_path / "r"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, _, err = run(capsys, *argv, "--covariance", "full", "--tc-beta", "3", "--overwrite")
+    assert code == 2 and "needs covariance='diagonal'" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    from minivae.train import TrainConfig, train
+
+    config = json.loads((folder / "config.json").read_text())
+    config["model"].update(covariance="full", tc_beta=3.0)
+    with pytest.raises(ValueError, match="needs covariance='diagonal'"):
+        train(TrainConfig(**config), folder, log=lambda *a: None)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_new_run_never_replaces_figures_it_did_not_write(capsys, tmp_path):
+    """A folder with no run files but with a samples.png (or a sample drawn into it) is
+    refused without --overwrite, and sample-*.png files are kept unless --overwrite."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "samples.png").write_bytes(b"mine")
+    argv = ["train", "vae", *TINY, "--out", tmp_path, "--name", "mine", "--epochs", "1"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "samples.png" in err and "--overwrite" in err
+    assert (folder / "samples.png").read_bytes() == b"mine"
+    (folder / "samples.png").unlink()
+    (folder / "sample-n4-seed0.png").write_bytes(b"mine too")
+    assert run(capsys, *argv)[0] == 0
+    assert (folder / "sample-n4-seed0.png").read_bytes() == b"mine too"
+
+
 def test_a_failed_train_leaves_no_run_folder(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("MINIVAE_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("MINIVAE_OFFLINE", "1")
