@@ -503,6 +503,7 @@ def cmd_train(args) -> int:
     from minivae.train import (
         FIGURES,
         ResumeMismatch,
+        ResumeTooShort,
         TrainConfig,
         TrainingDiverged,
         evaluate_checkpoint,
@@ -529,6 +530,8 @@ def cmd_train(args) -> int:
                         replace=("summary.json", *FIGURES, *old_samples))  # fmt: skip
     except ResumeMismatch as err:
         raise UsageError(_resume_message(err, out_dir)) from None
+    except ResumeTooShort as err:
+        raise UsageError(str(err)) from None
     except TrainingDiverged as err:
         if err.last_good:  # the run folder and its good checkpoint stay: say so in its summary
             _write_summary(summary_path, {"status": "diverged", "run": out_dir,

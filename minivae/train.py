@@ -78,6 +78,10 @@ class TrainingDiverged(FloatingPointError):
         self.last_good, self.epoch = last_good, epoch
 
 
+class ResumeTooShort(ValueError):
+    """A resumed run asks for fewer epochs than its checkpoint already holds."""
+
+
 class ResumeMismatch(ValueError):
     """A resumed run asks for other settings than its checkpoint was trained with.
 
@@ -357,8 +361,14 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
     if resume:
         meta, params, optim_state = _read_for_resume(ckpt_path)
         differences = resume_differences(meta["train_config"], config)
+        differences += model_differences(meta["model_config"], config.model,
+                                         skip=model_class(config.model).DATA_CONFIG_KEYS)  # fmt: skip
         if differences:  # checked before the data are loaded: refusing costs nothing
             raise ResumeMismatch(ckpt_path, differences)
+        if config.epochs < meta["epoch"]:
+            raise ResumeTooShort(f"cannot resume {ckpt_path}: it holds {meta['epoch']} epochs, "
+                                 f"more than the {config.epochs} asked for; ask for more "
+                                 "epochs")  # fmt: skip
 
     splits = prepare_data(config)  # also adds the model's data-derived config entries
     # the temporary files (minivae.files: ".NAME.PID.HEX.tmp") of writes a killed run left half
@@ -377,11 +387,8 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
             written.append(out_dir)
     history: list = []
     start_epoch = 0
-    if resume:
-        saved_model = build_model(meta["model_config"]).config  # gains defaults added since
-        differences = [(f"model.{key}", saved_model.get(key), model.config.get(key))
-                       for key in sorted(set(saved_model) | set(model.config))
-                       if saved_model.get(key) != model.config.get(key)]  # fmt: skip
+    if resume:  # the entries that follow from the data, now that they are loaded
+        differences = model_differences(meta["model_config"], model.config)
         dtypes = {str(a.dtype) for a in params.values()}
         ours = str(B.xp.dtype(B.get_default_dtype()))
         if dtypes and dtypes != {ours}:
@@ -397,9 +404,6 @@ def _start(config: TrainConfig, out_dir: str, resume: bool, log, replace=(), wri
         B.set_rng_state(meta["rng_state"])
         history = list(meta["history"])
         start_epoch = meta["epoch"]
-        if config.epochs < start_epoch:
-            raise ValueError(f"cannot resume {ckpt_path}: it holds {start_epoch} epochs, more "
-                             f"than the {config.epochs} asked for; ask for more epochs")  # fmt: skip
         log(f"resuming {ckpt_path} after epoch {start_epoch}"
             + ("" if start_epoch < config.epochs else ": nothing to do, ask for more epochs"))
         # the checkpoint is the record: the metrics log is rewritten from its history
@@ -436,6 +440,16 @@ def _read_for_resume(ckpt_path: str):
             "start a new run"
         )
     return meta, params, optim_state
+
+
+def model_differences(saved: dict, asked: dict, skip=()) -> list:
+    """("model.KEY", saved value, asked value) for each entry in which two model configs
+    differ, each completed with its constructor's defaults (a checkpoint saved before an
+    entry existed gets its default); the keys in ``skip`` are left out."""
+    saved, asked = build_model(saved).config, build_model(asked).config
+    return [(f"model.{key}", saved.get(key), asked.get(key))
+            for key in sorted(set(saved) | set(asked))
+            if key not in skip and saved.get(key) != asked.get(key)]  # fmt: skip
 
 
 def resume_differences(saved: dict, config: TrainConfig) -> list:

@@ -383,8 +383,9 @@ def test_resume_refuses_other_options_and_lists_them(capsys, tmp_path):
     for said in ("--optimizer: 'adam' in the checkpoint, 'sgd' now",
                  "--batch-size: 250 in the checkpoint, 7 now", "--lr: 0.001 in the checkpoint",
                  "--dataset: 'fashion-mnist-builtin' in the checkpoint, 'mnist' now",
-                 "--seed: 0 in the checkpoint, 9 now"):  # fmt: skip
-        assert said in err, said
+                 "--seed: 0 in the checkpoint, 9 now",
+                 "--latent (the model's latent): 2 in the checkpoint, 3 now"):  # fmt: skip
+        assert said in err, said  # every difference at once, the model's among them
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # config.json too
     for changed in (["--lr-schedule", "cosine"], ["--binarize", "none"], ["--n-val", "60"],
                     ["--limit-train", "301"], ["--kl-warmup", "1"], ["--clip-grad", "5"]):  # fmt: skip
@@ -394,6 +395,31 @@ def test_resume_refuses_other_options_and_lists_them(capsys, tmp_path):
     assert code == 2 and "--latent (the model's latent): 2 in the checkpoint, 3 now" in err
     code, _, err = run(capsys, *argv, "--epochs", "2", "--resume", "--dtype", "float64")
     assert code == 2 and "--dtype: 'float32' in the checkpoint, 'float64' now" in err
+
+
+def test_resume_lists_a_model_option_left_out_beside_the_training_ones(capsys, tmp_path):
+    """A model option given at the start and left out on resume (its default differs) is
+    listed in the same refusal as a training option that differs."""
+    argv = ["train", "vae", *TINY, "--out", tmp_path, "--name", "r", "--epochs", "1"]
+    assert run(capsys, *argv, "--beta", "2")[0] == 0
+    code, _, err = run(capsys, *argv, "--resume", "--lr", "0.01", "--latent", "3")
+    assert code == 2, err
+    for said in ("--lr: 0.001 in the checkpoint, 0.01 now",
+                 "--latent (the model's latent): 2 in the checkpoint, 3 now",
+                 "--beta (the model's beta): 2.0 in the checkpoint, 1.0 now"):  # fmt: skip
+        assert said in err, (said, err)
+
+
+@pytest.mark.parametrize("model", ["m2", "ssvae-continuous"])
+def test_resume_of_a_model_with_data_derived_settings(capsys, tmp_path, model):
+    """Their config entries that follow from the data are not taken for differences."""
+    argv = ["train", model, *TINY, "--out", tmp_path, "--name", "r", "--labels", "30"]
+    assert run(capsys, *argv, "--epochs", "1")[0] == 0
+    code, _, err = run(capsys, *argv, "--epochs", "2", "--resume")
+    assert code == 0, err
+    code, _, err = run(capsys, *argv, "--epochs", "3", "--resume", "--latent", "3")
+    assert code == 2 and "--latent (the model's latent)" in err
+    assert "n_total" not in err and "label_mean" not in err
 
 
 def test_resume_appends_to_the_run_and_keeps_its_config(capsys, tmp_path):
@@ -411,7 +437,7 @@ def test_resume_appends_to_the_run_and_keeps_its_config(capsys, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2] and rows == meta["history"]
     assert meta["train_config"] == again
     code, _, err = run(capsys, *argv, "--epochs", "1", "--resume")
-    assert code == 1 and "it holds 2 epochs, more than the 1 asked for" in err
+    assert code == 2 and "it holds 2 epochs, more than the 1 asked for" in err
     code, _, err = run(capsys, "train", "vae", *TINY, "--out", tmp_path, "--name", "none",
                        "--resume")  # fmt: skip
     assert code == 2 and "holds no checkpoint.npz to continue" in err

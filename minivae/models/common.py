@@ -310,6 +310,8 @@ class Model(Module):
             config[name] = value
         return config
 
+    DATA_CONFIG_KEYS: tuple = ()  # the entries data_config sets (a resume compares the others early)
+
     @classmethod
     def data_config(cls, train, labelled) -> dict:
         """Config entries that follow from the training split (a ``Dataset``) and its labelled

@@ -168,6 +168,8 @@ class SemiSupervisedVAE(SemiSupervised, ConditionalVAE):
         return {"error": float((self.classify(x) != y).sum()) / max(int(y.shape[0]), 1)}
 
     # --- the data hooks of the training loop -------------------------------------------------
+    DATA_CONFIG_KEYS = ("n_labelled", "n_total")
+
     @classmethod
     def data_config(cls, train, labelled) -> dict:
         """The dataset sizes behind the paper's alpha = 0.1 N / N_labelled."""

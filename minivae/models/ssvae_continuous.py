@@ -130,6 +130,8 @@ class ContinuousSemiSupervisedVAE(SemiSupervised, LabelConditionedVAE):
         return config
 
     # --- the data hooks of the training loop -------------------------------------------------
+    DATA_CONFIG_KEYS = ("label_mean", "label_std")
+
     @classmethod
     def data_config(cls, train, labelled) -> dict:
         """label_mean and label_std: the labelled images' slant (degrees), to standardize y."""
