@@ -798,12 +798,13 @@ def _check_batch_kind(batch_kind: str) -> str:
     return batch_kind
 
 
-def pick_labelled(batch_kind: str, classes, n: int, seed: int = 0):
+def pick_labelled(batch_kind: str, classes, n: int, seed: int = 0, n_classes: int | None = None):
     """The labelled rows a batch kind trains on: ``labelled_subset`` indices for
-    "semi-supervised", None for the others (they see every label, or none)."""
+    "semi-supervised", None for the others (they see every label, or none). n_classes: the
+    data set's number of classes (by default, the largest label + 1)."""
     if _check_batch_kind(batch_kind) != "semi-supervised":
         return None
-    return labelled_subset(classes, n, seed=seed)
+    return labelled_subset(classes, n, seed=seed, n_classes=n_classes)
 
 
 def _cycle(index, size: int, rng):

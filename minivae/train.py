@@ -244,7 +244,8 @@ def prepare_data(config: TrainConfig) -> Splits:
     train_ds, val_ds = D.subset(ds, train_rows, "train"), D.subset(ds, val_rows, "val")
     try:
         labelled = D.pick_labelled(cls.batch_kind, train_ds.labels, config.n_labelled,
-                                   seed=config.seed)  # fmt: skip
+                                   seed=config.seed,
+                                   n_classes=D.dataset_info(ds.name)["n_classes"])  # fmt: skip
     except ValueError as err:
         raise ValueError(
             f"cannot pick n_labelled={config.n_labelled} labelled examples (the command's "
