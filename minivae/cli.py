@@ -162,8 +162,9 @@ CLASS_OPTIONS = {
                   "no labelled subset")),
     "--kl-warmup": (lambda cls: cls.has_prior, "it has no prior p(z), so no KL term to warm up"),
     "--nll-samples": (lambda cls: hasattr(cls, "log_importance_weights"),
-                      ("it defines no likelihood p(x) to estimate (its test reconstruction is "
-                       "in summary.json without it)")),
+                      ("it defines no likelihood p(x) to estimate (summary.json holds its "
+                       "validation reconstruction, and 'minivae eval' on its checkpoint gives "
+                       "its test reconstruction)")),
 }  # fmt: skip
 
 

@@ -593,7 +593,8 @@ def evaluate_checkpoint(path, k: int = 0, dataset: str | None = None, split: str
     The images are binarized once with a fixed seed (unless the run trained on grey
     levels), the labels are the model's own (``dataset_labels``), and k > 0 adds the
     importance-sampled NLL with k samples (progress: with a progress bar on stderr).
-    Adds "eval_seconds". A data set whose images or classes do not fit the model is
+    The numbers are named by the split ("train_elbo" on the training split). Adds
+    "eval_seconds". A data set whose images or classes do not fit the model is
     refused with a ValueError naming both.
     """
     from minivae.checkpoint import load_model
@@ -625,6 +626,9 @@ def evaluate_checkpoint(path, k: int = 0, dataset: str | None = None, split: str
     out = test_report(model, x, model.dataset_labels(ds, model.config), k=k,
                       batch_size=batch_size, progress=progress)  # fmt: skip
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    if split != "test":  # test_report names its numbers test_*; these are of another split
+        out = {(f"{split}_{key[5:]}" if key.startswith("test_") else key): value
+               for key, value in out.items()}  # fmt: skip
     return out
 
 

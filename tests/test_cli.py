@@ -111,6 +111,14 @@ def test_eval_prints_elbo_and_nll(trained_run, capsys):
     assert out["test_nll_k20"] <= -out["test_elbo"] + 0.5
 
 
+def test_eval_names_its_numbers_by_the_split(trained_run, capsys):
+    code, out, _ = run(capsys, "eval", trained_run / "checkpoint.npz", "--split", "train",
+                       "--nll-samples", "2", "--limit", "50")  # fmt: skip
+    assert code == 0
+    out = json.loads(out.strip().splitlines()[-1])
+    assert {"train_elbo", "train_nll_k2"} <= set(out) and not any(k.startswith("test_") for k in out)
+
+
 def test_eval_shows_a_progress_bar_of_images_and_time_left(trained_run, capsys, monkeypatch):
     monkeypatch.setattr(cli, "_show_progress", lambda args: True)  # as on a terminal
     code, out, err = run(capsys, "eval", trained_run / "checkpoint.npz", "--nll-samples", "3",
@@ -230,6 +238,8 @@ NOT_FOR_THE_MODEL = [
     (["ae", "--likelihood", "gaussian", "--sigma", "0.5"], "--sigma does not apply to ae"),
     (["ae", "--kl-warmup", "2"], "--kl-warmup does not apply to ae: it has no prior p(z)"),
     (["ae", "--nll-samples", "5"], "--nll-samples does not apply to ae: it defines no likelihood"),
+    (["ae", "--nll-samples", "5"], "summary.json holds its validation reconstruction, and "
+                                   "'minivae eval' on its checkpoint gives its test reconstruction"),
     (["vae", "--alpha", "1"], "--alpha does not apply to vae"),
     (["cvae", "--alpha", "1"], "--alpha does not apply to cvae"),
     (["vae", "--labels", "100"], "--labels does not apply to vae"),
