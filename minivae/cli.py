@@ -362,8 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cvae, m2: the class to generate; ssvae-continuous: the label's value "
                         "(degrees of slant)")  # fmt: skip
     s.add_argument("--out", default=None,
-                   help="PNG path, or a folder for the default name (default: beside the "
-                        "checkpoint)")  # fmt: skip
+                   help="PNG path, or a folder for the default name (a new folder: end it "
+                        "with /; default: beside the checkpoint)")  # fmt: skip
     s.add_argument("--seed", type=_non_negative_int, default=0, help="random seed >= 0 (default 0)")
     _add_common(s)
 
@@ -437,6 +437,7 @@ def check_train(args) -> None:
         )
     if os.path.exists(args.run) and not os.path.isdir(args.run):
         raise UsageError(f"{args.run} is a file, not a run folder: give another --name or --out")
+    check_can_write(args.run, "--out")
     # the figures the run writes (and sample-*.png, which --overwrite removes with the old run)
     figures = [n for n in FIGURES if os.path.exists(os.path.join(args.run, n))]
     if figures and not (args.resume or args.overwrite):
@@ -456,12 +457,39 @@ def check_train(args) -> None:
         raise UsageError(str(err)) from None
 
 
+def check_can_write(folder: str, option: str) -> None:
+    """Refuse (UsageError) a folder that cannot be created or written, without creating it:
+    its nearest existing ancestor must be a folder this process may write into."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{option}: {existing} is a file, not a folder, so nothing can be "
+                         f"written under it; give {option} a path in a folder")  # fmt: skip
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write into {existing} (no permission, or a "
+                         f"read-only file system); give {option} a folder you can write to")  # fmt: skip
+
+
+def check_sample(args) -> None:
+    """Refuse (UsageError) an --out that cannot take the image, before the model is loaded."""
+    if args.out is None:
+        return
+    if args.out.endswith(("/", os.sep)) or os.path.isdir(args.out):
+        check_can_write(args.out, "--out")  # a folder: the default name goes in it
+    elif not args.out.lower().endswith(".png"):
+        raise UsageError(f"--out {args.out}: the image is written as PNG, so give a path "
+                         "ending in .png, or a folder (end it with /) for the default name")  # fmt: skip
+    else:
+        check_can_write(os.path.dirname(args.out) or ".", "--out")
+
+
 def _given(args, flag: str) -> bool:
     """Whether an option was given (its default is None, so that this can tell)."""
     return getattr(args, flag[2:].replace("-", "_")) is not None
 
 
-CHECKS = {"train": check_train}
+CHECKS = {"train": check_train, "sample": check_sample}
 
 
 # ----------------------------------------------------------------------------- the commands
@@ -625,7 +653,8 @@ def cmd_sample(args) -> int:
     suffix = "" if args.label is None else f"-label{args.label}"
     name = f"sample-n{args.n}-seed{args.seed}{suffix}.png"
     path = args.out or os.path.join(os.path.dirname(args.checkpoint) or ".", name)
-    if os.path.isdir(path):
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):  # a folder: the default name in it
+        os.makedirs(path, exist_ok=True)
         path = os.path.join(path, name)
     replaced = os.path.exists(path)
     B.manual_seed(args.seed)
@@ -636,6 +665,9 @@ def cmd_sample(args) -> int:
         if args.label is None:
             raise
         raise UsageError(f"--label {args.label}: {err}") from None
+    except OSError as err:  # the folder refused the file after all (a special file system)
+        raise OSError(f"cannot write {path} ({err.strerror or err}); give --out a path in a "
+                      "folder you can write to") from None
     print(f"wrote {written}" + (" (it replaced the file of that name)" if replaced else ""))
     return 0
 

@@ -162,6 +162,37 @@ def test_sample_writes_a_new_file_and_says_when_it_replaces_one(trained_run, cap
     assert "--label 12: ConditionalVAE: label 12 is outside the valid range [0, 10)" in err
 
 
+def test_sample_out_folders_and_paths_that_cannot_take_the_image(trained_run, capsys, tmp_path,
+                                                                 monkeypatch):
+    ckpt = trained_run / "checkpoint.npz"
+    code, out, err = run(capsys, "sample", ckpt, "-n", "4", "--out", f"{tmp_path / 'new'}/")
+    assert code == 0, err  # a folder that does not exist yet (the trailing /) is created
+    assert (tmp_path / "new" / "sample-n4-seed0.png").exists()
+    code, _, err = run(capsys, "sample", ckpt, "-n", "4", "--out", tmp_path / "s.jpg")
+    assert code == 2 and "give a path ending in .png, or a folder (end it with /)" in err
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "sample", ckpt, "-n", "4", "--out", tmp_path / "afile" / "s.png")
+    assert code == 2 and "afile is a file, not a folder" in err
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # as a read-only folder
+    code, _, err = run(capsys, "sample", ckpt, "-n", "4", "--out", tmp_path / "t.png")
+    assert code == 2 and "cannot write into" in err and not (tmp_path / "t.png").exists()
+    monkeypatch.undo()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("minivae.train.sample_figure", refuse)
+    code, _, err = run(capsys, "sample", ckpt, "-n", "4", "--out", tmp_path / "u.png")
+    assert code == 1 and "cannot write" in err and "(Permission denied)" in err and ".tmp" not in err
+
+
+def test_train_out_under_a_file_is_refused_before_any_work(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "train", "vae", *TINY, "--out", tmp_path / "afile" / "runs")
+    assert code == 2 and "afile is a file, not a folder" in err
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 def test_datasets_lists_every_dataset(capsys):
     assert main(["datasets"]) == 0
     text = capsys.readouterr().out
