@@ -550,6 +550,10 @@ def cmd_train(args) -> int:
         n_labelled=args.labels, limit_train=args.limit_train, seed=args.seed,
         progress=not args.no_progress,
     )  # fmt: skip
+    try:  # the settings' own checks, before any work
+        config.validate()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     summary_path = os.path.join(out_dir, "summary.json")
     old_samples = ([os.path.basename(p) for p in glob.glob(os.path.join(out_dir, "sample-*.png"))]
                    if args.overwrite else [])  # an earlier run's samples go with it

@@ -153,6 +153,17 @@ class TrainConfig:
         if not _is_finite(self.kl_warmup_epochs, above=None):
             raise ValueError(f"kl_warmup_epochs must be a finite number >= 0, "
                              f"got {self.kl_warmup_epochs!r}")  # fmt: skip
+        if self.lr_schedule == "exponential":  # lr * lr_decay^epoch must stay a usable number
+            try:
+                last = learning_rate(self, self.epochs - 1)
+            except OverflowError:
+                last = math.inf
+            if not (math.isfinite(last) and last > 0):
+                raise ValueError(
+                    f"lr_decay={self.lr_decay} takes the learning rate from {self.lr} to {last} "
+                    f"by epoch {self.epochs}, out of floating-point range; choose a factor "
+                    "nearer 1, or fewer epochs"
+                )
 
 
 def _is_int(value) -> bool:

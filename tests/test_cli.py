@@ -279,6 +279,8 @@ NOT_FOR_THE_MODEL = [
     (["vae", "--sigma", "0.5"], "--sigma is the standard deviation of a Gaussian decoder: give "
                                 "--likelihood gaussian with it"),
     (["vae", "--lr-decay", "0.5"], "--lr-decay is the factor of --lr-schedule exponential"),
+    (["vae", "--lr", "1e-300", "--lr-schedule", "exponential", "--lr-decay", "1e200", "--epochs",
+      "3"], "lr_decay=1e+200 takes the learning rate from 1e-300 to inf by epoch 3"),
     (["m2", "--labels", "15"], "--labels 15: the labelled examples are class-balanced, so give a "
                                "multiple of the 10 classes"),
     (["m2", "--dataset", "shapes", "--labels", "10"], "multiple of the 3 classes of shapes"),

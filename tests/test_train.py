@@ -272,6 +272,15 @@ def test_bad_config_is_refused(tmp_path, field, value, message):
         train(small_config(**{field: value}), tmp_path, log=quiet)
 
 
+@pytest.mark.parametrize("lr,decay,reached", [(1e-300, 1e200, "inf"), (1e-3, 1e-200, "0.0")])
+def test_an_exponential_schedule_that_leaves_the_float_range_is_refused(tmp_path, lr, decay, reached):
+    config = small_config(epochs=3, lr=lr, lr_schedule="exponential", lr_decay=decay)
+    with pytest.raises(ValueError, match=f"learning rate from {lr} to {reached} by epoch 3"):
+        train(config, tmp_path / "r", log=quiet)
+    assert not (tmp_path / "r").exists()
+    small_config(epochs=3, lr_schedule="exponential", lr_decay=1e100).validate()  # 1e197: usable
+
+
 def test_unknown_model_lists_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="unknown model 'gan'.*ae.*vae.*cvae.*m2"):
         train(small_config(model={"kind": "gan"}), tmp_path, log=quiet)
