@@ -105,11 +105,14 @@ def _grid_size(text: str) -> int:
 
 
 def _sizes(text: str) -> list:
+    """Layer sizes "400" or "500,500"; "none" for no hidden layer (linear maps)."""
+    if text.strip().lower() == "none":
+        return []
     try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",")]  # an empty item (",", "400,") is an error
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected sizes like '400' or '500,500', got {text!r}"
+            f"expected sizes like '400' or '500,500' (or 'none' for no hidden layer), got {text!r}"
         ) from None
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
@@ -247,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default mnist)")
     t.add_argument("--latent", type=_positive_int, default=20, help="latent size (default 20)")
     t.add_argument("--hidden", type=_sizes, default=[400],
-                   help="hidden layer sizes, comma-separated (default 400)")  # fmt: skip
+                   help="hidden layer sizes, comma-separated, or none (default 400)")  # fmt: skip
     t.add_argument("--activation", default="relu",
                    choices=("relu", "leaky_relu", "tanh", "softplus", "sigmoid"),
                    help="hidden activation (default relu)")  # fmt: skip
@@ -752,6 +755,13 @@ def _debug(args) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "").strip() == "1"
 
 
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``minivae datasets | head -1``): stop without a message."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
+    return EXIT_FAILED
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse reports a bad option itself (exit 2)
@@ -770,6 +780,8 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"minivae {command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt as err:
         if _debug(args):
             raise

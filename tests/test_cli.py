@@ -201,6 +201,15 @@ def test_datasets_lists_every_dataset(capsys):
     assert "built in" in text
 
 
+def test_a_reader_that_goes_away_gets_no_error_message():
+    """``minivae datasets | head -1``: stdout closed before the command writes."""
+    child = subprocess.Popen([sys.executable, "-m", "minivae", "datasets"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    child.stdout.close()  # closed long before the interpreter has started
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 1 and err == "", err
+
+
 def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "minivae", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
@@ -233,6 +242,8 @@ BAD_VALUES = [
     (["train", "m2", "--alpha=-inf"], "argument --alpha: expected a finite number"),
     (["train", "vae", "--hidden", "400,x"], "argument --hidden: expected sizes like '400'"),
     (["train", "vae", "--hidden", "0"], "argument --hidden: layer sizes must be positive"),
+    (["train", "vae", "--hidden", ","], "argument --hidden: expected sizes like '400'"),
+    (["train", "vae", "--hidden", "400,"], "argument --hidden: expected sizes like '400'"),
     (["train", "vae", "--latent", "0"], "argument --latent: must be a whole number >= 1"),
     (["train", "m2", "--labels", "0"], "argument --labels: must be a whole number >= 1"),
     (["train", "vae", "--name", "../x"], "argument --name: a run name is one folder name inside"),
