@@ -582,8 +582,11 @@ def cmd_train(args) -> int:
     ckpt = os.path.join(out_dir, "checkpoint.npz")
     model, _ = load_model(ckpt)
     write_figures(model, args.dataset, out_dir, args.seed, history)
+    # the epochs' own seconds, summed over every invocation of a resumed run
+    epoch_seconds = sum(row.get("seconds", 0.0) for row in history)
     summary = {"status": "completed", "run": out_dir, "epochs": len(history),
-               "train_seconds": round(seconds, 1)}  # fmt: skip
+               "train_seconds": round(epoch_seconds, 1),
+               "this_command_seconds": round(seconds, 1)}  # fmt: skip
     summary.update({k: round(v, 3) for k, v in history[-1].items() if k.startswith("val_")})
     if args.nll_samples:
         summary.update(evaluate_checkpoint(ckpt, args.nll_samples, seed=args.seed,

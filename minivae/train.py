@@ -296,7 +296,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
     if fast.enabled:  # the freed arrays stay with the process for the next step
         keep_freed_memory()
     out_dir = os.fspath(out_dir)
-    created = not os.path.isdir(out_dir)
+    created = _missing_folders(out_dir)  # made by this run, deepest first
     saved_before = resume  # a resumed run has a checkpoint on disk from the start
     ckpt_path = os.path.join(out_dir, CHECKPOINT_FILE)
     written: list = []  # whether this run has replaced an earlier one's files yet
@@ -536,16 +536,27 @@ def _metrics_line(row: dict) -> str:
     return text + "\n"
 
 
-def _remove_run(out_dir: str, created: bool, ours: bool) -> None:
-    """Remove the run files in out_dir if they are this run's (ours), and out_dir itself if
-    the run made it (and it is empty); an earlier run's files are never touched here."""
+def _missing_folders(out_dir: str) -> list:
+    """out_dir and those of its parents that do not exist yet, deepest first."""
+    missing, folder = [], os.path.abspath(out_dir)
+    while not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
+def _remove_run(out_dir: str, created: list, ours: bool) -> None:
+    """Remove the run files in out_dir if they are this run's (ours), and the folders the run
+    made (``created``, deepest first) while they are empty; an earlier run's files are never
+    touched here."""
     for name in RUN_FILES if ours else ():
         with contextlib.suppress(OSError):
             os.remove(os.path.join(out_dir, name))
-    if created:
-        with contextlib.suppress(OSError):
-            os.rmdir(out_dir)  # only when empty: never anything a user put there
-
+    for folder in created:
+        try:
+            os.rmdir(folder)  # only when empty: never anything a user put there
+        except OSError:
+            break
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")

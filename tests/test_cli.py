@@ -421,7 +421,12 @@ def test_a_failed_train_leaves_no_run_folder(capsys, tmp_path, monkeypatch):
                        "--no-progress")  # fmt: skip
     assert code == 1 and "Traceback" not in err
     assert "fashion-mnist-builtin" in err  # the data set that needs no files
-    assert not (tmp_path / "runs" / "vae-mnist").exists()
+    assert not (tmp_path / "runs").exists()  # nor the --out folder it had made for it
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "mine.txt").write_text("x")
+    code, _, err = run(capsys, "train", "vae", "--dataset", "mnist", "--out", tmp_path / "runs",
+                       "--no-progress")  # fmt: skip
+    assert code == 1 and sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["mine.txt"]
 
 
 def test_resume_refuses_other_options_and_lists_them(capsys, tmp_path):
@@ -501,6 +506,10 @@ def test_resume_appends_to_the_run_and_keeps_its_config(capsys, tmp_path):
     meta = read_checkpoint(folder / "checkpoint.npz")[0]
     assert [r["epoch"] for r in rows] == [1, 2] and rows == meta["history"]
     assert meta["train_config"] == again
+    summary = strict_json(folder / "summary.json")  # the training time of both epochs
+    assert summary["train_seconds"] == round(sum(r["seconds"] for r in rows), 1)
+    assert run(capsys, *argv, "--epochs", "2", "--resume")[0] == 0  # nothing left to do
+    assert strict_json(folder / "summary.json")["train_seconds"] == summary["train_seconds"]
     code, _, err = run(capsys, *argv, "--epochs", "1", "--resume")
     assert code == 2 and "it holds 2 epochs, more than the 1 asked for" in err
     code, _, err = run(capsys, "train", "vae", *TINY, "--out", tmp_path, "--name", "none",
