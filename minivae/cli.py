@@ -621,7 +621,7 @@ def _resume_message(err, out_dir: str) -> str:
 def cmd_eval(args) -> int:
     from minivae.checkpoint import load_model
     from minivae.files import dumps_json
-    from minivae.train import evaluate_checkpoint
+    from minivae.train import DatasetMismatch, evaluate_checkpoint
 
     _select_device(args)
     model, _ = load_model(args.checkpoint)  # checked first: a bad file says so at once
@@ -636,8 +636,11 @@ def cmd_eval(args) -> int:
         print(f"({model.config['kind']}: no likelihood p(x), so no NLL; its test "
               "reconstruction follows)", file=sys.stderr)  # fmt: skip
     k = 5000 if k is None else k
-    out = evaluate_checkpoint(args.checkpoint, k, args.dataset, args.split, args.limit,
-                              args.batch_size, args.seed, progress=_show_progress(args))  # fmt: skip
+    try:
+        out = evaluate_checkpoint(args.checkpoint, k, args.dataset, args.split, args.limit,
+                                  args.batch_size, args.seed, progress=_show_progress(args))  # fmt: skip
+    except DatasetMismatch as err:  # --dataset names a data set the model cannot read
+        raise UsageError(f"--dataset {args.dataset}: {err}") from None
     print(dumps_json(out)[0])
     return 0
 

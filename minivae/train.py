@@ -78,6 +78,10 @@ class TrainingDiverged(FloatingPointError):
         self.last_good, self.epoch = last_good, epoch
 
 
+class DatasetMismatch(ValueError):
+    """A data set asked for does not fit the model in a checkpoint (its pixels or classes)."""
+
+
 class ResumeTooShort(ValueError):
     """A resumed run asks for fewer epochs than its checkpoint already holds."""
 
@@ -631,7 +635,7 @@ def evaluate_checkpoint(path, k: int = 0, dataset: str | None = None, split: str
     info = D.dataset_info(name)
     for key, what in (("x_dim", "pixels per image"), ("n_classes", "classes")):
         if key in model.config and model.config[key] != info[key]:
-            raise ValueError(
+            raise DatasetMismatch(
                 f"{path} holds a model for {model.config[key]} {what}, but {info['name']} has "
                 f"{info[key]}: evaluate it on the data set it was trained on "
                 f"({train_config.get('dataset', 'see its config.json')})"

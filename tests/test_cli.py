@@ -592,7 +592,8 @@ def test_missing_checkpoint_and_a_folder(tmp_path, capsys):
 
 def test_eval_refuses_a_data_set_the_model_does_not_fit(trained_run, capsys):
     code, _, err = run(capsys, "eval", trained_run / "checkpoint.npz", "--dataset", "shapes")
-    assert code == 1
+    assert code == 2  # an option that cannot be used, refused before any work
+    assert "--dataset shapes:" in err
     assert "holds a model for 784 pixels per image, but shapes has 1024" in err
 
 
