@@ -416,7 +416,7 @@ def adam_on_decayed_sums(w, g, g_sum, g2_sum, tmp, b1: float, b2: float, step: f
 
 # BENCHMARKS.md, "Subnormal numbers (Intel, 2026-12-02)": 20 Adam steps on a 1024 x 256 weight
 # with a quarter of its rows at M = 1e-39 took 45 ms with the flush and 96 ms without; lesson
-# 03 took 677 s instead of 862 s, with the same printed numbers. The flush is three passes
+# 04 took 677 s instead of 862 s, with the same printed numbers. The flush is three passes
 # over M, a fifth of an Adam step when nothing is subnormal, so it runs every FLUSH_EVERY
 # steps (BENCHMARKS.md, "The subnormal flush every 8 steps"): an entry that decays below
 # the normal range is then slow for at most 8 steps instead of about 150.
@@ -442,10 +442,9 @@ class Adam(optim.Adam):
 
     The same update as the plain class (``adam_on_decayed_sums`` says why), with the first
     moment's subnormal entries flushed to 0 after every FLUSH_EVERY-th update
-    (``flush_subnormal``; counted by ``steps``, so a resumed run flushes where it would
-    have). Its
-    state is M and V (``g_sum``, ``g2_sum``); its state dict saves them under those names,
-    and ``load_state_dict`` also reads the plain class's m and v (M = m / (1 - b1)).
+    (``flush_subnormal``; counted by ``steps``, so a resumed run flushes where it would have).
+    Its state is M and V (``g_sum``, ``g2_sum``); its state dict saves them under those
+    names, and ``load_state_dict`` also reads the plain class's m and v (M = m / (1 - b1)).
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
