@@ -23,7 +23,7 @@
 
 Figures and summary.json go to OUT/01_autoencoder/; the autoencoder's checkpoint and
 metrics go to its ae_training/ subfolder. Without the MNIST files (and without network)
-the lesson says so in one line and uses the built-in Fashion-MNIST subset: the argument
+the lesson says so and uses the built-in Fashion-MNIST subset: the argument
 is the same, with clothes for digits. In a notebook, edit the settings below instead of
 passing options; MINIVAE_QUICK=1 turns QUICK on in both.
 """
@@ -73,7 +73,7 @@ def as_image(x_hat):
     return np.clip(x_hat, 0.0, 1.0)
 
 
-# The data: one line, and only one, if MNIST cannot be had and the built-in set is used.
+# The data: if MNIST cannot be had, the lesson says why and that it uses the built-in set.
 train_ds = D.load_for_lesson(DATASET, "train")
 test_ds = D.load_dataset(train_ds.name, "test")
 lesson.dataset_used(train_ds.name)
@@ -106,7 +106,7 @@ print("Part 1: train the autoencoder, min Σ ‖g(f(x)) − x‖² (PGM Lecture 
 config = TrainConfig(
     model={"kind": "ae", "hidden": list(HIDDEN), "latent": LATENT, "activation": "relu",
            "likelihood": LIKELIHOOD},
-    dataset=train_ds.name, epochs=common.pick((EPOCHS, min(EPOCHS, 3)), QUICK),
+    dataset=train_ds.name, epochs=lesson.pick("EPOCHS", min(EPOCHS, 3)),
     batch_size=BATCH_SIZE, lr=LEARNING_RATE, binarize="none", limit_train=LIMIT_TRAIN,
     seed=SEED, progress=PROGRESS,
 )  # fmt: skip

@@ -30,7 +30,7 @@
 
     python lessons/02_vae.py [--quick] [--seed 0] [--dataset mnist] [--epochs 4]
 
-Five small models are trained (an autoencoder and a VAE with 2-D codes, a VAE with 20, three
+Six small models are trained (an autoencoder and a VAE with 2-D codes, a VAE with 20, three
 Gaussian-decoder VAEs), EPOCHS epochs each. Figures and summary.json go to
 OUT/02_vae/, the checkpoints to its small_models/ folder. Without the MNIST files (and without
 network) the lesson says so and uses the built-in Fashion-MNIST subset. In a notebook, edit the
@@ -68,7 +68,7 @@ lesson = common.setup("02_vae", globals(), own={"EPOCHS": common.positive_int})
 HIDDEN = common.pick(((400,), (64,)), QUICK)  # encoder 784-400-(2 x latent), decoder mirrored
 LATENT = 20
 BATCH_SIZE = 128  # Adam, learning rate 1e-3 (common.train_and_load)
-SMALL = {"epochs": common.pick((EPOCHS, 1), QUICK),  # every model of Parts 2-4 trains alike:
+SMALL = {"epochs": lesson.pick("EPOCHS", 1),  # every model of Parts 2-4 trains alike:
          "limit": common.pick((30000, 600), QUICK),  # on the first images of the training
          "n_val": common.pick((5000, 100), QUICK)}  # split, a validation split out of them (at
 # most a fifth of them: minivae.train keeps 5,600 of the built-in subset's 7,000 for training)
@@ -98,7 +98,7 @@ def code_moments(mu, log_var=None):
     return mu.mean(axis=0), cov
 
 
-# One line, and only one, if the data set cannot be had and the built-in subset is used
+# If the data set cannot be had, the lesson says why and that it uses the built-in subset
 train_ds = D.load_for_lesson(DATASET, "train")
 test_ds = D.load_dataset(train_ds.name, "test")
 lesson.dataset_used(train_ds.name)

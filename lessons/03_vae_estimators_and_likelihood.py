@@ -82,8 +82,9 @@ INIT = "uniform"  # PyTorch's initialisation; "he" is the library's default for 
 CONFIG = {"kind": "vae", "x_dim": 784, "hidden": list(HIDDEN), "latent": LATENT,
           "activation": "relu", "likelihood": "bernoulli", "init": INIT}  # fmt: skip
 LAYERS = "-".join(str(n) for n in (784, *HIDDEN, LATENT))  # "784-400-20"
-EPOCHS_USED = common.pick((EPOCHS, 1), QUICK)
-K = common.pick((NLL_K, 100), QUICK)
+EPOCHS_USED = lesson.pick("EPOCHS", 1)  # QUICK: 1, unless --epochs is given
+EPOCHS_TEXT = common.plural(EPOCHS_USED, "epoch")  # "10 epochs", "1 epoch"
+K = lesson.pick("NLL_K", 100)
 LIMIT_TRAIN = common.pick((None, 1000), QUICK)  # None: all training images, no validation split
 N_TEST = common.pick((10000, 300), QUICK)
 TEST_BINARIZATION_SEED = 12345
@@ -93,7 +94,7 @@ QUALITY_BAR_NATS = 0.3  # the bar: a test NLL at most 0.3 nats (PyTorch's seed-t
 #                       spread) above PyTorch's after as many epochs
 ACTIVE_THRESHOLD = 0.01  # a unit is active when Cov_x(E_q[z_u]) > 0.01 (Burda et al. 2015)
 
-# One line, and only one, if the data set cannot be had and the built-in subset is used
+# If the data set cannot be had, the lesson says why and that it uses the built-in subset
 train_ds = D.load_for_lesson(DATASET, "train")
 test_ds = D.load_dataset(train_ds.name, "test")
 lesson.dataset_used(train_ds.name)
@@ -106,7 +107,8 @@ x_test = D.binarize_fixed(test_ds.images, seed=TEST_BINARIZATION_SEED)[:N_TEST] 
 # minibatch, Part 3 its test log-likelihood.
 
 # %%
-print(f"Training the VAE {LAYERS} for {EPOCHS_USED} epochs on all training images ...")
+IMAGES_TEXT = "all" if LIMIT_TRAIN is None else f"the first {LIMIT_TRAIN:,}"
+print(f"Training the VAE {LAYERS} for {EPOCHS_TEXT} on {IMAGES_TEXT} training images ...")
 model, history, train_seconds = common.train_and_load(
     lesson, "vae_training", CONFIG, train_ds.name, epochs=EPOCHS_USED, limit=LIMIT_TRAIN, n_val=0
 )  # fmt: skip
@@ -364,7 +366,7 @@ lesson.report("active_units", active_units(mu, ACTIVE_THRESHOLD),
               f"active units of {LATENT} (Cov_x(E_q[z_u]) > {ACTIVE_THRESHOLD})")  # fmt: skip
 lesson.report("eval_seconds", eval_seconds, "importance-sampling wall time (s)")
 lesson.report("torch_reference_nll", reference,
-              f"PyTorch, same protocol, {EPOCHS_USED} epochs, K = 1000 (None: not measured "
+              f"PyTorch, same protocol, {EPOCHS_TEXT}, K = 1000 (None: not measured "
               "for this number of epochs or this data set)")  # fmt: skip
 lesson.report("literature_nll", LITERATURE_NLL,
               "a one-hidden-layer VAE in the literature, MNIST, about 500 epochs")  # fmt: skip
@@ -380,7 +382,7 @@ lesson.verdict("is_estimate_above_the_elbo", log_px.mean() > elbo.mean() and cur
 if reference is not None:
     lesson.verdict("quality_bar", nll - reference < QUALITY_BAR_NATS,
                    f"test NLL at most {QUALITY_BAR_NATS:g} nats above PyTorch's {reference} "
-                   f"nats after {EPOCHS_USED} epochs")  # fmt: skip
+                   f"nats after {EPOCHS_TEXT}")  # fmt: skip
 
 ks = np.array(IS_CURVE_KS, dtype=float)
 common.show(plots.line_plot(
@@ -416,11 +418,11 @@ ax.legend(fontsize=9, loc="upper right")
 common.save_figure(fig, lesson.path("3_active_units.png"))
 common.show(plots.reconstructions(
     x_test[:20], common.decode(model, mu[:20]), lesson.path("3_reconstructions.png"),
-    f"Part 3 - binarized test images and the decoder's means g(μ(x)) after {EPOCHS_USED} epochs",
+    f"Part 3 - binarized test images and the decoder's means g(μ(x)) after {EPOCHS_TEXT}",
 ))  # fmt: skip
 common.show(plots.image_grid(
     common.decode(model, rng.standard_normal((50, LATENT))), lesson.path("3_samples.png"),
-    f"Part 3 - decoder means g(z) for z ~ N(0, I) after {EPOCHS_USED} epochs (test NLL "
+    f"Part 3 - decoder means g(z) for z ~ N(0, I) after {EPOCHS_TEXT} (test NLL "
     f"{nll:.1f} nats)", ncols=10,
 ))  # fmt: skip
 
@@ -442,7 +444,7 @@ print("In short:")
 print(f"  gradient variance, L = 1 / 5 / 20: 1 / {1 / n['grad_var_ratio_L1_over_L5']:.3f} / "
       f"{1 / n['grad_var_ratio_L1_over_L20']:.3f}; Monte-Carlo KL / closed form: "
       f"{n['grad_var_ratio_mc_over_analytic']:.2f}")  # fmt: skip
-print(f"  test NLL {nll:.2f} nats (K = {K}, {EPOCHS_USED} epochs; {ref}), test ELBO "
+print(f"  test NLL {nll:.2f} nats (K = {K}, {EPOCHS_TEXT}; {ref}), test ELBO "
       f"{n['test_elbo']:.2f}, {n['active_units']} active units, training {train_seconds:.0f} s, "
       f"importance sampling {eval_seconds:.0f} s")  # fmt: skip
 summary = lesson.finish()

@@ -57,7 +57,7 @@ from minivae import metrics, plots
 from minivae.checkpoint import load_model
 from minivae.train import TrainConfig, train
 
-lesson = common.setup("04_beta_vae", globals(), own=("TC_BETA",))
+lesson = common.setup("04_beta_vae", globals(), own={"TC_BETA": common.non_negative_float})
 
 # Sizes come in pairs (full run, QUICK).
 BETAS = ((1, 2, 4, 8, 16), (1, 16))  # the sweep on shapes

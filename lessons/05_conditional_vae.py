@@ -68,11 +68,11 @@ lesson = common.setup("05_conditional_vae", globals(), own=("EPOCHS", "LATENT", 
 
 # Sizes come in pairs (full run, QUICK).
 HIDDEN = common.pick(((400,), (64,)), QUICK)  # the hidden layer of every network, both models
-epochs = common.pick((EPOCHS, 1), QUICK)
-nll_k = common.pick((NLL_K, 20), QUICK)
+epochs = lesson.pick("EPOCHS", 1)  # QUICK: 1, unless --epochs is given
+nll_k = lesson.pick("NLL_K", 20)
 AGREEMENT_BAR = 0.95  # the bar: the share of a class's samples read as that class
 
-# the data: one line, and only one, if the data set cannot be had and the built-in one is used
+# the data: if the data set cannot be had, the lesson says why and that it uses the built-in one
 train_ds = D.load_for_lesson(DATASET, "train")
 test_ds = D.load_dataset(train_ds.name, "test")
 lesson.dataset_used(train_ds.name)

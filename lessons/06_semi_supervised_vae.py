@@ -62,9 +62,10 @@ from minivae.optim import Adam
 from minivae.train import TrainConfig, prepare_data, train
 
 lesson = common.setup("06_semi_supervised_vae", globals(),
-                      own={"EPOCHS": int, "ABLATION_EPOCHS": int})  # fmt: skip
-epochs = EPOCHS or common.pick((10, 1), QUICK)
-ablation_epochs = ABLATION_EPOCHS or common.pick((2, 1), QUICK)
+                      own={"EPOCHS": common.positive_int,
+                           "ABLATION_EPOCHS": common.positive_int})  # fmt: skip
+epochs = common.pick((10, 1), QUICK) if EPOCHS is None else EPOCHS
+ablation_epochs = common.pick((2, 1), QUICK) if ABLATION_EPOCHS is None else ABLATION_EPOCHS
 
 # M2 as in Kingma et al. (2014): one hidden layer of 500 softplus units in each of the three
 # networks (encoder 784+10 -> 500 -> 2 x 50, decoder 50+10 -> 500 -> 784, classifier
@@ -357,7 +358,7 @@ lesson.report("test_error_labels_only", test_error(alone),
 lesson.report("train_loss_labels_only", float(loss.data),
               "  ... its last training loss, mean −log q(y|x) on the labelled images")
 
-print(f"  training M2 (β_z = {BETA_Z:g}) for {epochs} epochs ...")
+print(f"  training M2 (β_z = {BETA_Z:g}) for {common.plural(epochs, 'epoch')} ...")
 full, history, seconds = train_m2("m2_full", m2_config(), epochs)
 terms = evaluate(full, x_test, y_test)  # both bounds on the test images, nats per image
 lesson.report("epochs", epochs, "epochs of the lesson's M2 (and of the paper's J)")
@@ -376,9 +377,9 @@ lesson.report("test_classification_loss", terms["classification_loss"],
 
 # %% [markdown]
 # ## Part 3: does the paper's J, as written, teach q(y|x) as fast as J with β_z = 6?
-# *This cell states what THIS lesson's budget shows (EPOCHS = 10 epochs per model). At the
-# benchmark's 80 epochs over three label draws J as written still lags: 19.4 % test error
-# against 8.75 % with β_z = 6 (`benchmarks/BENCHMARKS.md`).*
+# *This cell states what THIS lesson's budget shows (10 epochs per model, EPOCHS left at
+# None). At the benchmark's 80 epochs over three label draws J as written still lags: 19.4 %
+# test error against 8.75 % with β_z = 6 (`benchmarks/BENCHMARKS.md`).*
 #
 # U(x) teaches q(y|x) through the decoder: its gradient pulls q(y|x) towards
 # softmax_y L(x, y), towards the label under which the decoder explains x best. That helps
@@ -395,7 +396,7 @@ lesson.report("test_classification_loss", terms["classification_loss"],
 # how far apart are the two test errors?
 
 # %%
-print(f"Part 3: M2 on the paper's J (β_z = 1) for {epochs} epochs ...")
+print(f"Part 3: M2 on the paper's J (β_z = 1) for {common.plural(epochs, 'epoch')} ...")
 paper, paper_history, seconds = train_m2("m2_paper", m2_config(beta=1.0), epochs)
 lesson.report("test_error_paper", test_error(paper),
               "test error, the paper's J (β_z = 1), as many epochs")  # fmt: skip
@@ -499,9 +500,10 @@ lesson.report("sample_agreement_full", sample_agreement(full, N_AGREEMENT),
 # tutorial, whose labelled batches are rare, reports about 20 % accuracy (80 % error) for
 # its variants without the sum or without the classification term.
 #
-# Each ablation trains for fewer epochs (ABLATION_EPOCHS = 2) than the full model, whose
-# validation error after as many epochs is reported beside them. *Predict:* which ablation
-# ends worse than the classifier trained on the labels alone, and which far from chance?
+# Each ablation trains for fewer epochs (2, ABLATION_EPOCHS left at None) than the full
+# model, whose validation error after as many epochs is reported beside them. *Predict:*
+# which ablation ends worse than the classifier trained on the labels alone, and which far
+# from chance?
 
 # %%
 variants = {"sampled_y": ("y sampled, not summed (sum_over_y=False)", {"sum_over_y": False}),

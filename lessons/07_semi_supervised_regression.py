@@ -86,7 +86,7 @@ LIMIT_TRAIN = common.pick((None, 2000), QUICK)  # None: all training images are 
 N_TEST, N_CURVE = common.pick(((10000, 2000), (500, 300)), QUICK)  # test images: scores, curves
 N_STYLES = 6  # Part 4: test images whose style z is kept while y is swept
 SWEEP = np.linspace(-2.5, 2.5, 9)  # y in standard deviations of the labelled slants
-steps, repeats = common.pick(((STEPS, REPEATS), (60, 1)), QUICK)
+steps, repeats = lesson.pick("STEPS", 60), lesson.pick("REPEATS", 1)  # QUICK, unless given
 
 train_ds = D.load_for_lesson(DATASET, "train")
 test_ds = D.load_for_lesson(DATASET, "test")

@@ -312,7 +312,7 @@ common.save_figure(fig, lesson.path("2_cost_against_latent_size.png"))
 # %%
 N_TEST = common.pick((10_000, 500), QUICK)  # test images for the ELBO
 N_NLL = common.pick((1000, 100), QUICK)  # the first test images, for log p(x)
-K = common.pick((NLL_K, 20), QUICK)
+K = lesson.pick("NLL_K", 20)  # QUICK: 20, unless --nll-k is given
 LIMIT_TRAIN = common.pick((None, 1000), QUICK)  # None: all training images
 TEST_BINARIZATION_SEED = 12345  # the test set is binarized once, as in lesson 02
 
@@ -326,7 +326,7 @@ for c in ("diagonal", "full"):
     config = TrainConfig(
         model={"kind": "vae", "x_dim": 784, "hidden": [HIDDEN], "latent": LATENT,
                "covariance": c},
-        dataset=train_ds.name, epochs=common.pick((EPOCHS, 1), QUICK), batch_size=100, lr=1e-3,
+        dataset=train_ds.name, epochs=lesson.pick("EPOCHS", 1), batch_size=100, lr=1e-3,
         n_val=0, limit_train=LIMIT_TRAIN, seed=SEED, progress=PROGRESS, fallback_dataset=True,
     )  # fmt: skip
     print(f"  training the {c}-covariance VAE 784-{HIDDEN}-{LATENT} ...")

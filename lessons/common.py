@@ -96,6 +96,30 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (a seed)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a real number, not inf or nan."""
+    value = float(text)
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite real number >= 0 (a weight)."""
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def dataset_name(text: str) -> str:
     """--dataset: a name of minivae.data.DATASETS, or argparse's error listing them."""
     from minivae.data import canonical_name
@@ -114,7 +138,8 @@ def add_shared_options(p: argparse.ArgumentParser, defaults: dict) -> None:
                    help="seconds: tiny sizes (what the smoke tests run)")  # fmt: skip
     p.add_argument("--device", choices=("cpu", "gpu"), default=d["DEVICE"],
                    help="cpu (NumPy) or gpu (CuPy)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=d["SEED"], help=f"random seed (default {d['SEED']})")
+    p.add_argument("--seed", type=non_negative_int, default=d["SEED"],
+                   help=f"random seed >= 0 (default {d['SEED']})")  # fmt: skip
     p.add_argument("--dataset", default=d["DATASET"], type=dataset_name,
                    help=f"dataset (default {d['DATASET']}; built-in data offline)")  # fmt: skip
     p.add_argument("--out", default=d["OUT"],
@@ -129,6 +154,8 @@ def option_name(setting: str) -> str:
 
 
 def _own_type(name: str, value, given):
+    """The argparse type of a lesson's own setting: the one given, else from its value (an int
+    setting counts something, so it must be >= 1; a float must be finite)."""
     if given is not None:
         return given
     if isinstance(value, bool) or value is None or not isinstance(value, (int, float, str)):
@@ -136,7 +163,7 @@ def _own_type(name: str, value, given):
             f"setting {name} = {value!r}: setup() can read an int, float or str from the command "
             f"line, and a bool as --flag/--no-flag; give its type with own={{{name!r}: type}}"
         )
-    return type(value)
+    return {int: positive_int, float: finite_float}.get(type(value), type(value))
 
 
 def setup(name: str, namespace: dict, own=(), argv=None) -> Lesson:
@@ -159,25 +186,31 @@ def setup(name: str, namespace: dict, own=(), argv=None) -> Lesson:
             raise KeyError(f"own setting {key} is not assigned in the lesson's first cell")
     values = {k: namespace.get(k, v) for k, v in SHARED_SETTINGS.items()}
     values.update({k: namespace[k] for k in own_types})
+    given: set = set()  # the lesson's own settings that the command line gave
     if not in_kernel():
-        values.update(_parse_command_line(name, namespace, own_types, values, argv))
+        values.update(_parse_command_line(name, namespace, own_types, values, argv, given))
     values["QUICK"] = bool(values["QUICK"]) or quick_from_env()
     for key, value in values.items():
         if key in namespace:
             namespace[key] = value
     shown = [f"{k}={values[k]!r}" for k in values if k in namespace]
     print(f"{name}: " + ", ".join(shown))
+    out = values["OUT"]
+    if out == SHARED_SETTINGS["OUT"]:  # the default: in the checkout, wherever the kernel started
+        out = os.path.join(os.path.dirname(HERE), out)
     args = argparse.Namespace(
         quick=values["QUICK"], seed=values["SEED"], device=values["DEVICE"],
-        dataset=values["DATASET"], out=values["OUT"], no_progress=not values["PROGRESS"],
+        dataset=values["DATASET"], out=out, no_progress=not values["PROGRESS"],
     )  # fmt: skip
     lesson = Lesson(name, args)
     lesson.numbers["dataset"] = None  # dataset_used() records the one a lesson loads
+    lesson.settings, lesson.given = {k: values[k] for k in own_types}, given
     return lesson
 
 
-def _parse_command_line(name, namespace, own_types, values, argv) -> dict:
-    """The settings that the command line changes, as {NAME: value}."""
+def _parse_command_line(name, namespace, own_types, values, argv, given: set) -> dict:
+    """The settings that the command line changes, as {NAME: value}; adds to ``given`` the
+    names of the lesson's own settings that it gave (QUICK does not override those)."""
     doc = namespace.get("__doc__") or name
     p = argparse.ArgumentParser(
         prog=f"python lessons/{name}.py",
@@ -189,14 +222,22 @@ def _parse_command_line(name, namespace, own_types, values, argv) -> dict:
         value = values[key]
         if isinstance(value, bool) and own_types[key] is None:
             p.add_argument(option_name(key), dest=key, action=argparse.BooleanOptionalAction,
-                           default=value, help=f"the setting {key} (default {value})")  # fmt: skip
+                           default=argparse.SUPPRESS,
+                           help=f"the setting {key} (default {value})")  # fmt: skip
         else:
             kind = _own_type(key, value, own_types[key])
-            p.add_argument(option_name(key), dest=key, type=kind, default=value,
-                           help=f"the setting {key} (default {value!r})")  # fmt: skip
+            p.add_argument(option_name(key), dest=key, type=kind, default=argparse.SUPPRESS,
+                           help=f"the setting {key} (default {value!r}; given, it holds in "
+                                "--quick too)")  # fmt: skip
     args = vars(p.parse_args(sys.argv[1:] if argv is None else list(argv)))
+    if args["device"] != "cpu":  # said now, in one line, rather than as the lesson's traceback
+        try:
+            B.set_device(args["device"])
+        except RuntimeError as err:
+            p.error(f"--device {args['device']}: {err}")
+    given.update(key for key in own_types if key in args)
     changed = {key: args[key.lower()] for key in SHARED_SETTINGS}
-    changed.update({key: args[key] for key in own_types})
+    changed.update({key: args.get(key, values[key]) for key in own_types})
     for key, value in changed.items():
         if key in SHARED_SETTINGS and key not in namespace and value != SHARED_SETTINGS[key]:
             print(f"({option_name(key) if key != 'PROGRESS' else '--no-progress'} is not used "
@@ -246,6 +287,8 @@ class Lesson:
         self.dir = os.path.join(args.out, name)
         os.makedirs(self.dir, exist_ok=True)
         self.numbers: dict = {"lesson": name, "quick": self.quick, "seed": args.seed}
+        self.settings: dict = {}  # the lesson's own settings, and those the command line gave:
+        self.given: set = set()  # setup() fills both; pick() reads them
         self.t0 = time.perf_counter()
         mv.set_device(args.device)
         mv.manual_seed(args.seed)
@@ -254,6 +297,12 @@ class Lesson:
 
     def path(self, filename: str) -> str:
         return os.path.join(self.dir, filename)
+
+    def pick(self, setting: str, quick_value):
+        """A setting of the lesson's own (EPOCHS): its value, or in QUICK mode quick_value,
+        unless the command line gave the setting (``--quick --epochs 3`` trains 3 epochs)."""
+        value = self.settings[setting]
+        return quick_value if self.quick and setting not in self.given else value
 
     def report(self, key: str, value, text: str | None = None, fmt: str | None = None) -> None:
         """Record a number for summary.json and print it with its meaning.
@@ -325,6 +374,11 @@ def save_figure(fig, path):
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
     return show(path)
+
+
+def plural(n: int, word: str) -> str:
+    """"1 epoch", "3 epochs"."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def pick(pair, quick: bool):

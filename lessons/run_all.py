@@ -47,13 +47,12 @@ def check_shared_options(argv) -> None:
     """Stop before the first lesson if argv holds an option that not every lesson takes."""
     names = [a.split("=")[0] for a in argv if a.startswith("--")]  # "--seed -1": -1 is a value
     others = [name for name in names if name not in SHARED_OPTIONS]
-    if others:
-        raise SystemExit(
-            f"run_all.py passes its options to every lesson, so it takes only the ones they all "
-            f"share ({', '.join(SHARED_OPTIONS)}), not {', '.join(others)}. An option of one "
-            f"lesson goes to that lesson run on its own, for example "
-            f"python lessons/06_semi_supervised_vae.py --epochs 3"
-        )
+    if others:  # a usage error: said on stderr, exit code 2, as argparse does
+        print(f"run_all.py: error: it passes its options to every lesson, so it takes only the "
+              f"ones they all share ({', '.join(SHARED_OPTIONS)}), not {', '.join(others)}. An "
+              f"option of one lesson goes to that lesson run on its own, for example "
+              f"python lessons/06_semi_supervised_vae.py --epochs 3", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
     parse_args(argv, __doc__)  # the values: argparse says what is wrong with one
 
 

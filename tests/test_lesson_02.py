@@ -39,10 +39,10 @@ VERDICTS = (
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """python lessons/02_vae.py --quick --out tmp --dataset fashion-mnist-builtin --epochs 3, once:
+    """python lessons/02_vae.py --quick --out tmp --dataset fashion-mnist-builtin --epochs 2, once:
     (output folder, summary.json, the lesson's namespace, what it printed)."""
     return run_script(tmp_path_factory.mktemp("lesson_02"), FILENAME, "--dataset",
-                      "fashion-mnist-builtin", "--no-progress", "--epochs", "3")  # fmt: skip
+                      "fashion-mnist-builtin", "--no-progress", "--epochs", "2")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,8 @@ def test_the_command_line_set_the_first_cells_settings(run):
     assert namespace["QUICK"] is True and namespace["PROGRESS"] is False
     assert namespace["OUT"] == str(run[0].parent)
     assert namespace["DATASET"] == "fashion-mnist-builtin"
-    assert namespace["EPOCHS"] == 3  # from --epochs; QUICK trains each small model 1 epoch
-    assert namespace["SMALL"]["epochs"] == 1
+    assert namespace["EPOCHS"] == 2  # from --epochs: given, it holds in QUICK mode too
+    assert namespace["SMALL"]["epochs"] == 2
 
 
 def test_every_figure_exists_and_is_a_png(run):
@@ -77,7 +77,7 @@ def test_checkpoints_are_kept_in_the_lesson_folder(run):
     for name in names:
         assert (folder / name / "checkpoint.npz").is_file(), name
         log = (folder / name / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-        assert len(log) == 1, name  # one epoch in quick mode, a fresh log
+        assert len(log) == 2, name  # the 2 epochs of --epochs 2, a fresh log
 
 
 def test_elbo_by_hand_is_the_library_elbo(summary):

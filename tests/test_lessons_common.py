@@ -58,6 +58,50 @@ def test_an_own_setting_that_may_be_none_takes_its_type_from_own(tmp_path):
         common.setup("90_x", first_cell(tmp_path), own=("EPOCHS",), argv=[])
 
 
+@pytest.mark.parametrize("argv,said", [
+    (["--seed", "-1"], "argument --seed: must be an integer >= 0"),
+    (["--epochs", "0"], "argument --epochs: must be a positive integer"),
+    (["--rate", "nan"], "argument --rate: must be a finite number"),
+    (["--rate", "inf"], "argument --rate: must be a finite number"),
+])  # fmt: skip
+def test_bad_values_of_settings_are_one_line_and_exit_2(tmp_path, capsys, argv, said):
+    """An int setting counts something (>= 1), a float must be finite, a seed >= 0."""
+    with pytest.raises(SystemExit) as info:
+        common.setup("90_x", first_cell(tmp_path, EPOCHS=3, RATE=0.5), own=("EPOCHS", "RATE"),
+                     argv=argv)  # fmt: skip
+    assert info.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_quick_sizes_give_way_to_a_setting_the_command_line_gives(tmp_path):
+    ns = first_cell(tmp_path, EPOCHS=10, NLL_K=500)
+    lesson = common.setup("90_x", ns, own=("EPOCHS", "NLL_K"), argv=["--quick", "--epochs", "3"])
+    assert lesson.pick("EPOCHS", 1) == 3  # given: it holds in quick mode too
+    assert lesson.pick("NLL_K", 20) == 20  # not given: the quick size
+    lesson = common.setup("90_x", first_cell(tmp_path, EPOCHS=10), own=("EPOCHS",), argv=[])
+    assert lesson.pick("EPOCHS", 1) == 10  # a full run: the setting
+
+
+def test_the_default_out_is_in_the_checkout_wherever_the_lesson_starts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns = {"QUICK": True, "SEED": 0, "DEVICE": "cpu", "OUT": common.SHARED_SETTINGS["OUT"]}
+    lesson = common.setup("90_default_out_check", ns, argv=[])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(common.__file__)))
+    try:
+        assert lesson.dir == os.path.join(root, "runs", "lessons", "90_default_out_check")
+        assert not (tmp_path / "runs").exists()
+    finally:
+        os.rmdir(lesson.dir)
+
+
+def test_device_gpu_without_cupy_is_one_line(tmp_path, capsys, monkeypatch):
+    if B.gpu_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as info:
+        common.setup("90_x", first_cell(tmp_path), argv=["--device", "gpu"])
+    assert info.value.code == 2 and "--device gpu:" in capsys.readouterr().err
+    assert B.device == "cpu"
+
+
 def test_an_unknown_option_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         common.setup("90_x", first_cell(tmp_path), argv=["--epochs", "3"])

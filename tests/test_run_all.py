@@ -54,8 +54,13 @@ def test_an_option_of_one_lesson_is_refused_before_any_lesson_runs(monkeypatch, 
     monkeypatch.setattr(run_all, "run_lesson", lambda path, argv: ran.append(path))
     with pytest.raises(SystemExit) as err:
         run_all.main(["--quick", "--ablation-epochs=3", "--seed", "1"])
-    message = str(err.value.code)
+    message = capsys.readouterr().err
+    assert err.value.code == 2  # a usage error, as argparse's own
     assert "not --ablation-epochs." in message and "06_semi_supervised_vae.py" in message
+    assert ran == []
+    with pytest.raises(SystemExit) as err:
+        run_all.main(["--quick", "--seed", "-1"])  # a value argparse refuses: also 2
+    assert err.value.code == 2 and "--seed: must be an integer >= 0" in capsys.readouterr().err
     assert ran == []
 
 
