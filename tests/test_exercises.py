@@ -413,6 +413,47 @@ def test_a_backward_not_linear_in_grad_out_fails_the_projection_check():
     assert "linear in grad_out" in outcome.message and outcome.report.mode == "projection"
 
 
+def test_an_answer_that_raises_is_a_failure_naming_the_error_and_the_shapes():
+    def kl_diag_backward(grad_out, mu_q, log_var_q, mu_p, log_var_p):
+        d_mu = grad_out * (mu_q - mu_p)  # (B,) against (B, J): grad_out[:, None] forgotten
+        return d_mu, d_mu, -d_mu, d_mu
+
+    def kl_diag(mu_q, log_var_q, mu_p, log_var_p):
+        return (mu_q @ mu_q).sum(axis=1)  # (B, J) @ (B, J): the shapes do not line up
+
+    for name, fn in (("kl_diag_backward", kl_diag_backward), ("kl_diag", kl_diag)):
+        outcome = check_answer(name, fn)
+        assert outcome.status == FAILED, name
+        message = outcome.message
+        assert f"{name} raised ValueError (line " in message, message
+        assert "called with: " in message and "mu_q (3, " in message and "lecture:" in message
+
+
+def test_a_backward_that_ignores_grad_out_is_told_to_multiply_by_it():
+    def relu_backward(grad_out, x):
+        return ((x > 0).astype(np.float64),)  # the local derivative only
+
+    outcome = check_answer("relu", relu_backward)
+    assert outcome.status == FAILED and "it ignores grad_out" in outcome.message
+
+
+def test_a_wrong_single_number_gets_no_constant_factor_pattern():
+    def gaussian_decoder_alpha(sigma, d):  # log(2 pi sigma) for log(2 pi sigma^2)
+        return 1.0 / (2.0 * sigma**2), 0.5 * d * np.log(2.0 * np.pi * sigma)
+
+    message = check_answer("gaussian_decoder_alpha", gaussian_decoder_alpha).message
+    assert "does not match minivae's const" in message and "constant factor" not in message
+
+
+def test_a_shared_name_checks_the_exercise_of_the_function_given():
+    """check_answer("kl_diag", kl_diag_backward) checks the gradient, as --exercise kl_diag does."""
+    assert check_answer("kl_diag", reference.kl_diag_backward).exercise.kind == "gradient"
+    assert check_answer("kl_diag", reference.kl_diag).exercise.kind == "value"
+    assert check_answer("kl_diag", reference.kl_diag_backward).ok
+    with pytest.raises(KeyError, match="did you mean kl_diag"):
+        find("kl_dig")
+
+
 def test_writing_into_an_argument_is_refused():
     def relu_backward(grad_out, x):
         grad_out[x <= 0] = 0.0

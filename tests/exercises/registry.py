@@ -16,6 +16,8 @@ writes, its ``answer_name`` (``kl_diag`` or ``kl_diag_backward``), which is uniq
 
 from __future__ import annotations
 
+import difflib
+
 from tests.exercises.engine import ENGINE
 from tests.exercises.gradients import GRADIENTS
 from tests.exercises.values import VALUES
@@ -85,4 +87,7 @@ def find(name: str):
     found = matching(name)
     if len(found) == 1:
         return found[0]
-    raise KeyError(f"no exercise called {name!r}; the exercises are {', '.join(BY_NAME)}")
+    close = difflib.get_close_matches(name, list(BY_NAME), n=3)
+    raise KeyError(f"no exercise called {name!r}"
+                   + (f"; did you mean {', '.join(close)}?" if close else "")
+                   + f" The exercises are {', '.join(BY_NAME)}")  # fmt: skip
