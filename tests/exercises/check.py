@@ -75,13 +75,13 @@ class Outcome:
 
 
 class Answers:
-    """Where the ``*_backward`` functions come from: a learner's file, or the reference module."""
+    """Where the answers come from: a learner's file, or the reference module."""
 
     def __init__(self, module, label: str):
         self.module, self.label = module, label
 
     def lookup(self, exercise: Exercise):
-        """The function ``<name>_backward``, or None when the module has none."""
+        """The exercise's function (``exercise.answer_name``), or None when the module has none."""
         return getattr(self.module, exercise.answer_name, None)
 
 

@@ -24,7 +24,7 @@ Copy it anywhere (say my_answers.py) and check it from the root of the minivae c
     python -m pytest tests/exercises --answers my_answers.py -v
     python -m pytest tests/exercises --answers my_answers.py --exercise kl_diag   # one exercise
 
-The functions follow the lessons (lessons/00_... to lessons/06_...). Three kinds:
+The functions follow the lessons (lessons/00_... to lessons/08_...). Three kinds:
 
 - <name>_backward(grad_out, *inputs): the backward pass of a given forward. grad_out is
   dL/d(output) of some loss L, shaped like the forward's output; the inputs are the

@@ -32,9 +32,9 @@ def pytest_addoption(parser):
         "--answers",
         metavar="PATH",
         default=None,
-        help="a Python file with your *_backward functions (a copy of "
-        "tests/exercises/template.py) for the exercises to check; without it they check "
-        "minivae's own backward passes",
+        help="a Python file with your answers (a copy of tests/exercises/template.py: "
+        "backward passes, values and the engine's walk) for the exercises to check; without "
+        "it they check the reference answers (tests/exercises/reference.py)",
     )
     group.addoption(
         "--exercise",

@@ -604,7 +604,8 @@ IWAE_WEIGHTS = ValueExercise(
 )
 
 
-# The toy of lesson 00 part 4: z ~ N(0, 1), x | z ~ N(z, sigma_x^2); p(x) and p(z|x) are exact.
+# A linear-Gaussian toy in the spirit of lesson 00's Part 4 (its own numbers): z ~ N(0, 1),
+# x | z ~ N(z, sigma_x^2); p(x) and p(z|x) are exact.
 TOY_X, TOY_SIGMA_X, TOY_Q_MEAN, TOY_Q_STD = 1.5, 0.6, 0.3, 0.4
 TOY_KS = (1, 2, 5, 20, 100)
 TOY_REPEATS = 4000
@@ -770,7 +771,8 @@ def _score_summary(cases, expected):
     exact = _score_exact(SCORE_PHI)
     g_score, g_rep = expected[-1]
     n = g_score.size
-    lines = [f"  exact d/dphi E[f] = {exact:.4f}; means of {n:,} single-sample estimates:"]
+    lines = [f"the estimators' means against the exact gradient:\n"
+             f"  exact d/dphi E[f] = {exact:.4f}; means of {n:,} single-sample estimates:"]
     ok = True
     for label, g in (("score function (REINFORCE)", g_score), ("reparameterization", g_rep)):
         mean, se = float(g.mean()), float(g.std(ddof=1) / math.sqrt(n))
