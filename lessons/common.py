@@ -49,6 +49,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import minivae as mv
 from minivae import backend as B
+from minivae import cli
 
 # The settings every lesson may have, with the value it gets when its first cell leaves one out.
 SHARED_SETTINGS = {
@@ -88,36 +89,10 @@ def quick_from_env() -> bool:
 # --------------------------------------------------------------------------- options
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0 (a seed)."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    """An argparse type: a real number, not inf or nan."""
-    value = float(text)
-    if not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse type: a finite real number >= 0 (a weight)."""
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
+# argparse types, the minivae command's own: a count >= 1, a seed >= 0, a finite number, a
+# weight >= 0 (each refuses what is not one with a message that says so)
+positive_int, non_negative_int = cli.positive_int, cli.non_negative_int
+finite_float, non_negative_float = cli.finite_number, cli.non_negative_float
 
 
 def dataset_name(text: str) -> str:

@@ -46,7 +46,8 @@ class UsageError(ValueError):
 # "minivae train: error: argument --lr: <message>", naming the option.
 
 
-def _number(text: str) -> float:
+def finite_number(text: str) -> float:
+    """An argparse type: a finite real number."""
     try:
         value = float(text)
     except ValueError:
@@ -56,36 +57,41 @@ def _number(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = _number(text)
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = finite_number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
     return value
 
 
-def _non_negative_float(text: str) -> float:
-    value = _number(text)
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = finite_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value
 
 
-def _whole(text: str) -> int:
+def whole_number(text: str) -> int:
+    """An argparse type: an integer."""
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def _positive_int(text: str) -> int:
-    value = _whole(text)
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (a count)."""
+    value = whole_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    value = _whole(text)
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (a seed)."""
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
     return value
@@ -95,7 +101,7 @@ MAX_SAMPLES = 4096  # a grid of 64 x 64 images; more is no figure anyone can rea
 
 
 def _grid_size(text: str) -> int:
-    value = _positive_int(text)
+    value = positive_int(text)
     if value > MAX_SAMPLES:
         raise argparse.ArgumentTypeError(
             f"at most {MAX_SAMPLES} samples fit a readable grid, got {value}: draw several "
@@ -121,7 +127,7 @@ def _sizes(text: str) -> list:
 
 def _label(text: str):
     """A label for ``sample --label``: a whole number (a class) or a real number (a property)."""
-    value = _number(text)
+    value = finite_number(text)
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
@@ -248,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ae, vae, cvae, m2 (semi-supervised) or ssvae-continuous "
                         "(semi-supervised with a real-valued label)")  # fmt: skip
     t.add_argument("--dataset", default="mnist", choices=DATASETS, help="dataset (default mnist)")
-    t.add_argument("--latent", type=_positive_int, default=20, help="latent size (default 20)")
+    t.add_argument("--latent", type=positive_int, default=20, help="latent size (default 20)")
     t.add_argument("--hidden", type=_sizes, default=[400],
                    help="hidden layer sizes, comma-separated, or none (default 400)")  # fmt: skip
     t.add_argument("--activation", default="relu",
@@ -257,17 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--likelihood", default="bernoulli", choices=("bernoulli", "gaussian"),
                    help="decoder likelihood (default bernoulli; ae: gaussian means the squared "
                         "error)")  # fmt: skip
-    t.add_argument("--sigma", type=_positive_float, default=None,
+    t.add_argument("--sigma", type=positive_float, default=None,
                    help="fixed decoder sigma > 0, with --likelihood gaussian only (default: "
                         "learned)" + only("--sigma"))  # fmt: skip
-    t.add_argument("--beta", type=_non_negative_float, default=None,
+    t.add_argument("--beta", type=non_negative_float, default=None,
                    help="weight of the KL term (default 1)" + only("--beta"))
-    t.add_argument("--tc-beta", type=_non_negative_float, default=None,
+    t.add_argument("--tc-beta", type=non_negative_float, default=None,
                    help="beta-TCVAE: weight of the total correlation alone (default 1, no extra "
                         "term)" + only("--tc-beta"))  # fmt: skip
-    t.add_argument("--samples", type=_positive_int, default=None,
+    t.add_argument("--samples", type=positive_int, default=None,
                    help="Monte-Carlo samples L of z per example (default 1)" + only("--samples"))
-    t.add_argument("--alpha", type=_non_negative_float, default=None,
+    t.add_argument("--alpha", type=non_negative_float, default=None,
                    help="weight of the classification term (default 0.1 N / N_labelled)"
                         + only("--alpha"))  # fmt: skip
     t.add_argument("--covariance", default=None, choices=VAE.COVARIANCES,
@@ -276,39 +282,39 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", default=None, choices=INITS,
                    help="the layers' initialisation (default: he for relu nets, else xavier; "
                         "uniform is PyTorch's nn.Linear default)" + only("--init"))  # fmt: skip
-    t.add_argument("--capacity", type=_positive_float, default=None,
+    t.add_argument("--capacity", type=positive_float, default=None,
                    help="C nats: train -recon + beta |KL - c| (Burgess et al. 2018), c rising "
                         "from 0 to C over --kl-warmup epochs; use a large --beta, e.g. 100 "
                         "(default: none)" + only("--capacity"))  # fmt: skip
-    t.add_argument("--labels", type=_positive_int, default=None,
+    t.add_argument("--labels", type=positive_int, default=None,
                    help="number of class-balanced labelled examples, a multiple of the "
                         "classes (default 100, or the multiple nearest it: 99 for the 3 "
                         "shapes)" + only("--labels"))  # fmt: skip
-    t.add_argument("--epochs", type=_positive_int, default=10,
+    t.add_argument("--epochs", type=positive_int, default=10,
                    help="epochs in all (default 10); with --resume, raise it to train longer")
-    t.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default 128)")
+    t.add_argument("--batch-size", type=positive_int, default=128, help="batch size (default 128)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adagrad", "sgd"),
                    help="optimizer (default adam)")  # fmt: skip
-    t.add_argument("--lr", type=_positive_float, default=1e-3,
+    t.add_argument("--lr", type=positive_float, default=1e-3,
                    help="learning rate > 0 (default 1e-3)")  # fmt: skip
     t.add_argument("--lr-schedule", default="constant", choices=("constant", "exponential", "cosine"),
                    help="learning-rate schedule (default constant)")  # fmt: skip
-    t.add_argument("--lr-decay", type=_positive_float, default=None,
+    t.add_argument("--lr-decay", type=positive_float, default=None,
                    help="per-epoch factor > 0 of the learning rate, with --lr-schedule "
                         "exponential only (default 1)")  # fmt: skip
-    t.add_argument("--kl-warmup", type=_non_negative_float, default=None,
+    t.add_argument("--kl-warmup", type=non_negative_float, default=None,
                    help="epochs over which the KL weight rises from 0 to 1 (default 0: none)"
                         + only("--kl-warmup"))  # fmt: skip
-    t.add_argument("--clip-grad", type=_positive_float, default=None,
+    t.add_argument("--clip-grad", type=positive_float, default=None,
                    help="clip the gradient norm to this (> 0; default: no clipping)")
     t.add_argument("--binarize", default="dynamic", choices=("dynamic", "fixed", "none"),
                    help="binarization of the pixels (default dynamic: redrawn each epoch)")  # fmt: skip
-    t.add_argument("--n-val", type=_non_negative_int, default=10000,
+    t.add_argument("--n-val", type=non_negative_int, default=10000,
                    help="training examples held out for validation (default 10000; at most a "
                         "fifth of the examples, and training says when it holds out fewer)")  # fmt: skip
-    t.add_argument("--limit-train", type=_positive_int, default=None,
+    t.add_argument("--limit-train", type=positive_int, default=None,
                    help="use only the first N training examples (for quick runs)")  # fmt: skip
-    t.add_argument("--seed", type=_non_negative_int, default=0,
+    t.add_argument("--seed", type=non_negative_int, default=0,
                    help="random seed >= 0 (default 0)")  # fmt: skip
     t.add_argument("--name", type=_run_name, default=None,
                    help="run name: one folder inside --out (default: <model>-<dataset>)")
@@ -324,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "config, summary and figures are deleted once the data are "
                             "loaded); without it, a folder holding a run is refused")  # fmt: skip
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--nll-samples", type=_non_negative_int, default=None,
+    t.add_argument("--nll-samples", type=non_negative_int, default=None,
                    help="after training, importance-sampled test NLL with K samples "
                         "(default 0: skip)" + only("--nll-samples"))  # fmt: skip
     _add_common(t)
@@ -337,17 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )  # fmt: skip
     e.add_argument("checkpoint", help="path to a checkpoint.npz")
-    e.add_argument("--nll-samples", type=_positive_int, default=None,
+    e.add_argument("--nll-samples", type=positive_int, default=None,
                    help="importance samples K for log p(x) (default 5000; not for ae, which "
                         "has no likelihood)")  # fmt: skip
     e.add_argument("--dataset", default=None, choices=DATASETS,
                    help="dataset (default: the one it was trained on)")  # fmt: skip
     e.add_argument("--split", default="test", choices=("train", "test"), help="split (default test)")
-    e.add_argument("--limit", type=_positive_int, default=None,
+    e.add_argument("--limit", type=positive_int, default=None,
                    help="evaluate the first N examples only (quicker)")  # fmt: skip
-    e.add_argument("--batch-size", type=_positive_int, default=100,
+    e.add_argument("--batch-size", type=positive_int, default=100,
                    help="examples per importance-sampling batch (default 100)")  # fmt: skip
-    e.add_argument("--seed", type=_non_negative_int, default=0, help="random seed >= 0 (default 0)")
+    e.add_argument("--seed", type=non_negative_int, default=0, help="random seed >= 0 (default 0)")
     _add_common(e)
 
     s = sub.add_parser(
@@ -367,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None,
                    help="PNG path, or a folder for the default name (a new folder: end it "
                         "with /; default: beside the checkpoint)")  # fmt: skip
-    s.add_argument("--seed", type=_non_negative_int, default=0, help="random seed >= 0 (default 0)")
+    s.add_argument("--seed", type=non_negative_int, default=0, help="random seed >= 0 (default 0)")
     _add_common(s)
 
     ds = sub.add_parser("datasets", help="list the datasets and where their files are",

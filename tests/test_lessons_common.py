@@ -59,10 +59,11 @@ def test_an_own_setting_that_may_be_none_takes_its_type_from_own(tmp_path):
 
 
 @pytest.mark.parametrize("argv,said", [
-    (["--seed", "-1"], "argument --seed: must be an integer >= 0"),
-    (["--epochs", "0"], "argument --epochs: must be a positive integer"),
-    (["--rate", "nan"], "argument --rate: must be a finite number"),
-    (["--rate", "inf"], "argument --rate: must be a finite number"),
+    (["--seed", "-1"], "argument --seed: must be a whole number >= 0"),
+    (["--epochs", "0"], "argument --epochs: must be a whole number >= 1"),
+    (["--epochs", "two"], "argument --epochs: expected a whole number, got 'two'"),
+    (["--rate", "nan"], "argument --rate: expected a finite number"),
+    (["--rate", "inf"], "argument --rate: expected a finite number"),
 ])  # fmt: skip
 def test_bad_values_of_settings_are_one_line_and_exit_2(tmp_path, capsys, argv, said):
     """An int setting counts something (>= 1), a float must be finite, a seed >= 0."""

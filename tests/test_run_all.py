@@ -60,7 +60,7 @@ def test_an_option_of_one_lesson_is_refused_before_any_lesson_runs(monkeypatch, 
     assert ran == []
     with pytest.raises(SystemExit) as err:
         run_all.main(["--quick", "--seed", "-1"])  # a value argparse refuses: also 2
-    assert err.value.code == 2 and "--seed: must be an integer >= 0" in capsys.readouterr().err
+    assert err.value.code == 2 and "--seed: must be a whole number >= 0" in capsys.readouterr().err
     assert ran == []
 
 
