@@ -16,6 +16,8 @@ which input, which index, the analytic and numeric values, the relative error.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from minivae import backend as B
@@ -36,13 +38,17 @@ class Mismatch:
 
     def describe(self) -> str:
         where = f"input {self.input}" + (f" ({self.name})" if self.name else "")
+        bad = [side for side, v in (("analytic", self.analytic), ("numeric", self.numeric))
+               if not math.isfinite(v)]  # fmt: skip
+        note = (f" ({' and '.join(bad)} not finite: a NaN or an infinity in "
+                f"{'the forward' if 'numeric' in bad else 'the backward'})" if bad else "")
         if self.index:
             where += f", element {self.index}"
         if self.output_index:
             where += f", output element {self.output_index}"
         return (
             f"{where}: analytic {self.analytic:.10g}, numeric {self.numeric:.10g}, "
-            f"relative error {self.rel_error:.3g}"
+            f"relative error {self.rel_error:.3g}{note}"
         )
 
 
@@ -71,6 +77,13 @@ class GradcheckReport:
         if len(self.failures) > 4:
             lines.append(f"  ... and {len(self.failures) - 4} more")
         return "\n".join(lines)
+
+
+def _entry_ok(e: Mismatch, rtol: float, atol: float) -> bool:
+    """Both values finite, and |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)."""
+    if not (math.isfinite(e.analytic) and math.isfinite(e.numeric)):
+        return False  # NaN compares False with everything: it must fail on its own
+    return abs(e.analytic - e.numeric) <= atol + rtol * max(abs(e.analytic), abs(e.numeric))
 
 
 def _rel_error(a: float, n: float, atol: float) -> float:
@@ -120,10 +133,17 @@ def gradcheck(
         it must be deterministic (fix any noise outside it).
     mode: "full" (Jacobian entry by entry), "projection", or "auto" (full when the
         inputs and the output have at most ``max_full`` elements each).
-    An entry passes when |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|).
+    An entry passes when |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|),
+    both finite: a NaN or an infinity on either side is a failure, never a pass.
     """
     if mode not in ("auto", "full", "projection"):
         raise ValueError(f"gradcheck: mode must be 'auto', 'full' or 'projection', got {mode!r}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"gradcheck: eps, the step of the central differences, must be a "
+                         f"finite number > 0, got {eps}")  # fmt: skip
+    if isinstance(inputs, Tensor) or hasattr(inputs, "shape"):
+        raise TypeError("gradcheck: inputs is a list of the function's inputs, even for one: "
+                        "gradcheck(fn, [x])")  # fmt: skip
     names = list(names) if names is not None else [""] * len(inputs)
     with B.set_default_dtype("float64"):
         tensors, checked = _as_float64_inputs(inputs)
@@ -139,11 +159,8 @@ def gradcheck(
             entries = _projection(fn, tensors, checked, out, eps, atol, n_projections, seed)
     for e in entries:
         e.name = names[e.input] if e.input < len(names) else ""
-    failures = [
-        e for e in entries
-        if abs(e.analytic - e.numeric) > atol + rtol * max(abs(e.analytic), abs(e.numeric))
-    ]  # fmt: skip
-    failures.sort(key=lambda e: -e.rel_error)
+    failures = [e for e in entries if not _entry_ok(e, rtol, atol)]
+    failures.sort(key=lambda e: -e.rel_error if math.isfinite(e.rel_error) else -math.inf)
     worst = failures[0] if failures else (max(entries, key=lambda e: e.rel_error) if entries else None)
     return GradcheckReport(not failures, mode, rtol, atol, len(entries), worst, failures)
 

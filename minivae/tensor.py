@@ -196,8 +196,16 @@ class Tensor:
                 node.grad = g if node.grad is None else node.grad + g
                 continue
             in_grads = ctx.backward(g)
-            if not isinstance(in_grads, tuple):
+            if isinstance(in_grads, list):
+                in_grads = tuple(in_grads)
+            elif not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
+            if len(in_grads) != len(ctx.parents):
+                raise RuntimeError(
+                    f"{type(ctx).__name__}.backward returned {len(in_grads)} gradient(s) for the "
+                    f"{len(ctx.parents)} input(s) of its forward: return a tuple with one entry "
+                    "per input, in order (None for an input that needs no gradient)"
+                )
             if _anomaly:
                 for k, ig in enumerate(in_grads):
                     _check_finite(ig, f"backward of {type(ctx).__name__} (input {k})")

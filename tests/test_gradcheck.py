@@ -17,6 +17,7 @@ from minivae import ops
 from minivae.gradcheck import assert_gradcheck, gradcheck
 from minivae.ops.binary import Mul, Sub
 from minivae.ops.elementwise import Exp
+from minivae.tensor import Function
 
 MODES = ["full", "projection"]
 
@@ -155,3 +156,34 @@ def test_an_output_that_ignores_its_input_gets_zero_gradients():
     report = gradcheck(lambda t: const * 2.0, [np.ones(2)], mode="full")
     assert report.ok and report.checked == 6
     assert report.worst.analytic == 0.0 and report.worst.numeric == 0.0
+
+
+class _SquareWithNaNGradient(Function):
+    """y = x^2 with a backward that returns NaN: a learner's broken derivative."""
+
+    def forward(self, x):
+        return x * x
+
+    def backward(self, grad_out):
+        return (grad_out * np.nan,)
+
+
+@pytest.mark.parametrize("mode", ["full", "projection"])
+def test_a_nan_gradient_or_a_nan_forward_fails_and_says_which_side(mode):
+    """NaN compares False with everything: without its own test it would pass as 'close'."""
+    x = np.array([1.0, 2.0])
+    report = gradcheck(lambda t: _SquareWithNaNGradient.apply(t), [x], mode=mode)
+    assert not report.ok and "analytic not finite" in str(report) and "the backward" in str(report)
+    with np.errstate(invalid="ignore"):
+        report = gradcheck(lambda t: ops.log(t - 5.0), [x], mode=mode)  # log of negatives
+    assert not report.ok and "numeric not finite" in str(report) and "the forward" in str(report)
+    with pytest.raises(AssertionError):
+        assert_gradcheck(lambda t: _SquareWithNaNGradient.apply(t), [x], mode=mode)
+
+
+def test_bad_arguments_are_refused_with_what_to_do():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"gradcheck\(fn, \[x\]\)"):
+        gradcheck(lambda t: t * t, x)  # one input, not in a list
+    with pytest.raises(ValueError, match="eps.*must be a finite number > 0"):
+        gradcheck(lambda t: t * t, [x], eps=0.0)

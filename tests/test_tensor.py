@@ -440,3 +440,36 @@ def test_soft_max_family_is_accurate_for_equal_huge_logits(dtype, strict_floats)
         np.testing.assert_allclose(ops.softmax(Tensor(x)).numpy(), 1.0 / 3.0, rtol=tol)
         np.testing.assert_allclose(ops.log_softmax(Tensor(x)).numpy(), -np.log(3.0), rtol=tol)
         np.testing.assert_allclose(ops.cross_entropy(Tensor(x), [1]).numpy(), np.log(3.0), rtol=tol)
+
+
+class _TwoInputs(Function):
+    """y = a * b, with a backward that can be made to return the wrong number of gradients."""
+
+    returned = "two"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad_out):
+        if self.returned == "one":
+            return (grad_out * self.b,)
+        if self.returned == "three":
+            return grad_out * self.b, grad_out * self.a, grad_out
+        return [grad_out * self.b, grad_out * self.a]  # a list is taken as the tuple it means
+
+
+@pytest.mark.parametrize("returned", ["one", "three"])
+def test_a_backward_with_the_wrong_count_of_gradients_says_so(returned):
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    _TwoInputs.returned = returned
+    try:
+        with pytest.raises(RuntimeError, match=r"_TwoInputs.backward returned \d gradient\(s\) "
+                                               r"for the 2 input\(s\)"):  # fmt: skip
+            _TwoInputs.apply(a, b).sum().backward()
+    finally:
+        _TwoInputs.returned = "two"
+    _TwoInputs.apply(a, b).sum().backward()  # the list form works
+    np.testing.assert_array_equal(a.grad, [3.0, 4.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 2.0])
