@@ -17,11 +17,19 @@ class Optimizer:
     """Holds the parameters and a per-parameter state; ``step`` updates, ``zero_grad`` clears."""
 
     def __init__(self, params, lr: float):
+        name = type(self).__name__
+        if hasattr(params, "parameters"):  # a model: its parameters are what is optimized
+            raise TypeError(f"{name}: give the model's parameters, {name}(model.parameters(), "
+                            f"...), not the model")  # fmt: skip
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got no parameters to optimize")
-        if not lr > 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be positive, got {lr}")
+            raise ValueError(f"{name}: got no parameters to optimize")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{name}: a parameter is listed twice, so it would be updated twice "
+                             "a step; list each once")  # fmt: skip
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr)
+                                                                            and lr > 0):
+            raise ValueError(f"{name}: learning rate must be a finite number > 0, got {lr!r}")
         self.lr = lr
         self.steps = 0
 
@@ -30,6 +38,9 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
+        if all(p.grad is None for p in self.params):  # a step would only advance the count
+            raise RuntimeError(f"{type(self).__name__}.step: no parameter has a gradient; call "
+                               "loss.backward() after zero_grad() and before step()")  # fmt: skip
         self.steps += 1
         for k, p in enumerate(self.params):
             if p.grad is not None:
@@ -105,9 +116,13 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
+        if len(tuple(betas)) != 2:
+            raise ValueError(f"Adam: betas is a pair (b1, b2), such as (0.9, 0.999); got {betas}")
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
+        if not (math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"Adam: eps must be a finite number >= 0, got {eps}")
         self.b1, self.b2, self.eps = b1, b2, eps
         self.m = [B.xp.zeros_like(p.data) for p in self.params]  # running mean of g
         self.v = [B.xp.zeros_like(p.data) for p in self.params]  # running mean of g^2

@@ -538,3 +538,28 @@ def test_full_covariance_ops_on_the_device(device):
     (q.log_prob(z).sum() + q.kl_to_standard().sum()).backward()
     for t in (mu, log_diag, offdiag):
         assert B.array_device(t.grad) == device and bool(B.xp.isfinite(t.grad).all())
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae", "cvae", "m2"])
+def test_inputs_that_are_not_a_batch_of_intensities_are_refused_with_the_fix(kind):
+    model = tiny(kind)
+    x, y = data(4)
+    batch = train_batch(kind, n=4)
+    raw = (x * 255).astype(np.uint8)  # 8-bit pixels, not divided by 255
+    with pytest.raises(ValueError, match=r"integers up to 255.*divide 8-bit images by 255"):
+        model.loss(Batch(raw, y if kind == "cvae" else None) if kind != "m2"
+                   else Batch(raw, x_labelled=batch.x_labelled, y_labelled=batch.y_labelled))
+    with pytest.raises(ValueError, match=r"one example\? Give a batch of one: x.reshape\(1, -1\)"):
+        model.reconstruct(x[0]) if kind in ("ae", "vae") else model.reconstruct(x[0], y[:1])
+    model.loss(batch)  # 0/1 integers are intensities: no error
+    if kind in ("ae", "vae"):
+        model.loss(Batch(x.astype(np.int64)))
+
+
+@pytest.mark.parametrize("kind", ["m2", "ssvae-continuous"])
+def test_a_semi_supervised_loss_refuses_labels_it_would_drop(kind):
+    model = tiny(kind) if kind == "m2" else MODELS[kind](x_dim=X_DIM, hidden=[4], latent=2)
+    x, y = data(4)
+    labels = y if kind == "m2" else np.zeros((4, 1))
+    with pytest.raises(ValueError, match=r"x_labelled=x, y_labelled=y"):
+        model.loss(Batch(x, labels))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import minivae as mv
-from minivae import fast, optim
+from minivae import fast, nn, optim
 from minivae.tensor import Tensor
 
 W0 = np.array([[0.5, -1.0], [2.0, 0.25]])
@@ -246,18 +246,33 @@ def test_optimizer_state_dict_is_a_copy_and_checks_shapes(fast_mode):
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda p: optim.SGD(p, lr=0.0), "learning rate must be positive"),
-        (lambda p: optim.Adam(p, lr=-1e-3), "learning rate must be positive"),
-        (lambda p: optim.Adagrad(p, lr=float("nan")), "learning rate must be positive"),
+        (lambda p: optim.SGD(p, lr=0.0), "learning rate must be a finite number > 0"),
+        (lambda p: optim.Adam(p, lr=-1e-3), "learning rate must be a finite number > 0"),
+        (lambda p: optim.Adagrad(p, lr=float("nan")), "learning rate must be a finite number > 0"),
+        (lambda p: optim.Adam(p, lr=float("inf")), "learning rate must be a finite number > 0"),
+        (lambda p: optim.Adam(p, lr="1e-3"), "learning rate must be a finite number > 0"),
+        (lambda p: optim.Adam(p, eps=-1.0), "eps must be a finite number >= 0"),
+        (lambda p: optim.Adam(p, betas=(0.9,)), r"betas is a pair \(b1, b2\)"),
+        (lambda p: optim.SGD(p + p), "a parameter is listed twice"),
         (lambda p: optim.Adam(p, betas=(1.0, 0.999)), r"betas must lie in \[0, 1\)"),
         (lambda p: optim.Adam(p, betas=(0.9, -0.1)), r"betas must lie in \[0, 1\)"),
         (lambda p: optim.SGD(p, momentum=1.0), r"momentum must be in \[0, 1\)"),
         (lambda p: optim.SGD(p, momentum=-0.5), r"momentum must be in \[0, 1\)"),
         (lambda p: optim.Adam([], lr=0.1), "got no parameters"),
     ],
-    ids=["sgd-lr0", "adam-lr-neg", "adagrad-lr-nan", "beta1", "beta2", "momentum1", "momentum-neg",
-         "no-params"],
+    ids=["sgd-lr0", "adam-lr-neg", "adagrad-lr-nan", "adam-lr-inf", "adam-lr-str", "adam-eps-neg",
+         "betas-one", "duplicate", "beta1", "beta2", "momentum1", "momentum-neg", "no-params"],
 )  # fmt: skip
 def test_bad_settings_raise(make, message):
     with pytest.raises(ValueError, match=message):
         make([param()])
+
+
+def test_misuse_of_step_and_of_the_model_is_said():
+    w = param()
+    opt = optim.Adam([w], lr=1e-3)
+    with pytest.raises(RuntimeError, match=r"no parameter has a gradient; call loss.backward\(\)"):
+        opt.step()
+    assert opt.steps == 0  # the bias correction's count did not move
+    with pytest.raises(TypeError, match=r"Adam\(model.parameters\(\), ...\)"):
+        optim.Adam(nn.Linear(2, 3))

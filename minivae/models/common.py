@@ -155,13 +155,25 @@ def as_input(model: Module, x, x_dim: int) -> Tensor:
     owner = type(model).__name__
     t = x if isinstance(x, Tensor) else Tensor(x)
     if t.ndim != 2 or t.shape[1] != x_dim:
-        width = t.shape[-1] if t.ndim else "no"
+        shape = tuple(t.shape)
+        if t.ndim == 0:
+            fix = "a single number is no input"
+        elif t.ndim == 1:
+            fix = f"one example? Give a batch of one: x.reshape(1, -1), shape (1, {shape[0]})"
+        elif t.ndim > 2:
+            fix = "images? Flatten each one: x.reshape(len(x), -1)"
+        else:
+            fix = "build the model for the data's width, or give it the data it was built for"
+        width = shape[-1] if t.ndim else "no"
+        raise ValueError(f"{owner}: input of shape {shape} has width {width}, expected "
+                         f"(batch, {x_dim}) with x_dim={x_dim}: {fix}")  # fmt: skip
+    if t.dtype.kind in "iu" and t.size and int(t.data.max()) > 1:  # one read, integer input only
         raise ValueError(
-            f"{owner}: input of shape {tuple(t.shape)} has width {width}, expected "
-            f"(batch, {x_dim}) with x_dim={x_dim} (flatten images first: x.reshape(len(x), -1))"
+            f"{owner}: input of integers up to {int(t.data.max())}: the likelihoods read pixel "
+            "intensities in [0, 1]; divide 8-bit images by 255 (x / 255.0)"
         )
     dtype = model_dtype(model)
-    if t.dtype != dtype:  # uint8 pixels, float64 arrays: compute in the model's dtype
+    if t.dtype != dtype:  # 0/1 integers, float64 arrays: compute in the model's dtype
         t = Tensor(t.data.astype(dtype), requires_grad=False) if not t.requires_grad else t
     return t
 
@@ -369,7 +381,15 @@ class SemiSupervised:
 
         noise: the model's keyword arguments that fix its noise (tests and lessons).
         """
-        batch = check_batch(type(self).__name__, batch)
+        owner = type(self).__name__
+        batch = check_batch(owner, batch)
+        if batch.y is not None:  # labels beside x would be dropped without a word
+            raise ValueError(
+                f"{owner}.loss trains on x as unlabelled data and on x_labelled with y_labelled: "
+                "Batch(x, y) gives labels it would ignore. Give the labelled examples as "
+                "Batch(x_unlabelled, x_labelled=x, y_labelled=y); model.evaluate(Batch(x, y)) "
+                "scores labelled data"
+            )
         return self._loss_parts(batch.x, batch.x_labelled, batch.y_labelled, kl_weight, **noise)
 
     def evaluate(self, batch) -> dict:
