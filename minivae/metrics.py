@@ -36,6 +36,17 @@ def _check_positive_int(where: str, name: str, value) -> int:
     return int(value)
 
 
+def _check_examples(where: str, x) -> int:
+    """The number of examples in x (an array or Tensor, rows first), or a ValueError for none."""
+    shape = getattr(getattr(x, "data", x), "shape", None)
+    if shape is None:
+        raise TypeError(f"{where}: x must be an array (examples, features), got "
+                        f"{type(x).__name__}; use numpy.asarray(x)")  # fmt: skip
+    if not shape or shape[0] == 0:
+        raise ValueError(f"{where}: x holds no examples (shape {tuple(shape)}); give at least one")
+    return shape[0]
+
+
 def _weights_hook(model, where: str):
     hook = getattr(model, "log_importance_weights", None)
     if hook is None:
@@ -82,7 +93,7 @@ def importance_sampled_log_likelihood(model, x, k: int = 5000, chunk: int | None
     where = "importance_sampled_log_likelihood"
     hook = _weights_hook(model, where)
     k = _check_positive_int(where, "k", k)
-    batch = x.shape[0]
+    batch = _check_examples(where, x)
     chunk = default_chunk(model, batch) if chunk is None else _check_positive_int(where, "chunk", chunk)
     xp = B.xp
     total = None  # log sum_k w_k so far, (B,)
@@ -158,7 +169,7 @@ def evaluate(model, x, y=None, batch_size: int = 1000) -> dict:
     """
     batch_size = _check_positive_int("evaluate", "batch_size", batch_size)
     totals: dict[str, float] = {}
-    n = len(x)
+    n = _check_examples("evaluate", x)
     for batch in D.evaluation_batches(x, y, batch_size):
         for key, value in model.evaluate(batch).items():
             totals[key] = totals.get(key, 0.0) + value * len(batch.x)
@@ -177,6 +188,10 @@ def test_report(model, x, y=None, k: int = 0, batch_size: int = 100,
     progress: show a progress bar of the importance sampling (images done, time left)
     on stderr, the long part (minutes for k = 5000).
     """
+    batch_size = _check_positive_int("test_report", "batch_size", batch_size)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
+        raise ValueError(f"test_report: k, the importance samples per example, must be a whole "
+                         f"number >= 0 (0: no likelihood), got {k!r}")  # fmt: skip
     terms = evaluate(model, x, y, batch_size=max(batch_size, 1000))
     out = {f"test_{key}": round(value, 4) for key, value in terms.items() if key != "loss"}
     if k > 0 and hasattr(model, "log_importance_weights"):

@@ -145,3 +145,19 @@ def test_classification_error_rejects_bad_input():
     with pytest.raises(TypeError, match="VAE has no classify"):
         metrics.classification_error(tiny("vae"), x, y)
     assert metrics.classification_error(model, x, B.to_numpy(model.classify(x))) == 0.0
+
+
+def test_empty_data_and_bad_counts_are_refused_by_name():
+    model = tiny("vae")
+    x, _ = data(3)
+    empty = np.zeros((0, x.shape[1]))
+    with pytest.raises(ValueError, match="importance_sampled_log_likelihood: x holds no examples"):
+        metrics.importance_sampled_log_likelihood(model, empty, k=3)
+    with pytest.raises(ValueError, match="evaluate: x holds no examples"):
+        metrics.test_report(model, empty)
+    with pytest.raises(ValueError, match="k, the importance samples per example, must be"):
+        metrics.test_report(model, x, k=-5)  # skipped the likelihood without a word before
+    with pytest.raises(ValueError, match="test_report: batch_size must be a positive integer"):
+        metrics.test_report(model, x, batch_size=0)
+    with pytest.raises(TypeError, match=r"use numpy.asarray\(x\)"):
+        metrics.importance_sampled_log_likelihood(model, x.tolist(), k=3)
