@@ -611,9 +611,12 @@ def make_shapes(n: int, seed: int = 0, size: int = 32, split: str = "generated")
 # ----------------------------------------------------------------------------- preprocessing
 
 def _check_unit_interval(images) -> None:
-    lo, hi = float(images.min()), float(images.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"images must be intensities in [0, 1] to binarize, found {lo}..{hi}")
+    if not images.size:
+        raise ValueError("no images to binarize (an empty array)")
+    lo, hi = float(images.min()), float(images.max())  # a NaN makes both NaN
+    if not (lo >= 0.0 and hi <= 1.0):
+        raise ValueError(f"images must be intensities in [0, 1] to binarize, found {lo}..{hi}"
+                         + (" (NaN among them)" if lo != lo or hi != hi else ""))
 
 
 def binarize(images, rng=None):

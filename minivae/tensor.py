@@ -110,7 +110,9 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         elif B.array_device(data) is None:
-            data = B.asarray(data)
+            given, data = data, B.asarray(data)
+            if data.dtype.kind not in "biuf":
+                raise TypeError(f"a Tensor holds numbers, got {given!r} (dtype {data.dtype})")
         else:
             _check_device(data, "Tensor")
         self.data = data

@@ -668,6 +668,10 @@ def test_binarize_is_a_bernoulli_draw():
 def test_binarize_rejects_non_intensities():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         D.binarize(np.array([0.5, 255.0]), np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"NaN among them"):  # min and max are NaN: no range
+        D.binarize(np.array([0.5, np.nan]), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="no images to binarize"):
+        D.binarize_fixed(np.zeros((0, 4)))
 
 
 def test_binarize_fixed_is_reproducible():

@@ -473,3 +473,9 @@ def test_a_backward_with_the_wrong_count_of_gradients_says_so(returned):
     _TwoInputs.apply(a, b).sum().backward()  # the list form works
     np.testing.assert_array_equal(a.grad, [3.0, 4.0])
     np.testing.assert_array_equal(b.grad, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("data", ["abc", None, [object()]])
+def test_a_tensor_of_what_is_not_numbers_is_refused(data):
+    with pytest.raises(TypeError, match="a Tensor holds numbers"):
+        Tensor(data)
