@@ -103,7 +103,7 @@ def _check_device(data, where: str):
 class Tensor:
     """An array with an optional gradient and the op that made it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_backward_done", "__weakref__")
     __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
@@ -167,12 +167,24 @@ class Tensor:
         self.grad = None
 
     # --- backward ---------------------------------------------------------------
-    def backward(self, grad=None) -> None:
-        """Backpropagate from this tensor; a non-scalar needs ``grad`` (d loss / d self)."""
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Backpropagate from this tensor; a non-scalar needs ``grad`` (d loss / d self).
+
+        Gradients add up in the leaves' ``.grad``. A second backward() from the same tensor
+        is refused (it would add the same gradients again) unless the first one was given
+        retain_graph=True, which asks for exactly that.
+        """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() on a tensor that does not require gradients: no input of the "
                 "computation had requires_grad=True (or it ran under no_grad)."
+            )
+        if getattr(self, "_backward_done", False):
+            raise RuntimeError(
+                "backward() has already run from this tensor: its gradients are in .grad, and "
+                "a second pass would add them again. For new gradients, zero them and compute "
+                "the loss anew; to add them twice on purpose, give the first backward() "
+                "retain_graph=True."
             )
         if grad is None:
             if self.data.size != 1:
@@ -224,6 +236,7 @@ class Tensor:
                 key = id(parent)
                 prev = grads.get(key)
                 grads[key] = pg if prev is None else prev + pg
+        self._backward_done = not retain_graph
 
     # --- operators (defined in minivae.ops, bound below) --------------------------
     def __add__(self, other):

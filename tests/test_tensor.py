@@ -479,3 +479,19 @@ def test_a_backward_with_the_wrong_count_of_gradients_says_so(returned):
 def test_a_tensor_of_what_is_not_numbers_is_refused(data):
     with pytest.raises(TypeError, match="a Tensor holds numbers"):
         Tensor(data)
+
+
+def test_a_second_backward_from_the_same_tensor_is_refused_unless_asked_for():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="would add them again.*retain_graph=True"):
+        y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])  # not doubled
+    x.grad = None
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()  # asked for: the gradients add up
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+    with pytest.raises(RuntimeError, match="already run"):
+        y.backward()
