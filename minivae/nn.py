@@ -201,6 +201,10 @@ class MLP(Sequential):
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: needs at least an input and an output size, got {sizes}")
+        for name in (activation, final_activation):  # checked even where no layer uses it yet
+            if name is not None and name not in ACTIVATIONS:
+                raise ValueError(f"MLP: unknown activation {name!r}: choose one of "
+                                 f"{', '.join(ACTIVATIONS)}")  # fmt: skip
         if init is None:
             init = "he" if activation in ("relu", "leaky_relu") else "xavier"
         layers: list[Module] = []

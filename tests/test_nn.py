@@ -64,6 +64,8 @@ def test_linear_refuses_bad_sizes_and_inits():
         nn.Linear(2, 3, init="lecun")
     with pytest.raises(ValueError, match="unknown activation 'gelu': choose one of relu"):
         nn.Activation("gelu")
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        nn.MLP([3, 2], "gelu")  # no hidden layer uses it: still a mistake, said at once
 
 
 @pytest.mark.parametrize(
