@@ -495,3 +495,15 @@ def test_a_second_backward_from_the_same_tensor_is_refused_unless_asked_for():
     np.testing.assert_array_equal(x.grad, [4.0, 8.0])
     with pytest.raises(RuntimeError, match="already run"):
         y.backward()
+
+
+def test_bad_axes_are_refused_by_the_op_that_got_them():
+    a = Tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="concatenate: axis 2 is out of range"):
+        ops.concatenate([a, a], axis=2)
+    with pytest.raises(ValueError, match="stack: axis 5 is out of range"):
+        ops.stack([a, a], axis=5)
+    with pytest.raises(TypeError, match="sum: axis must be a whole number"):
+        a.sum(axis=1.0)
+    assert ops.concatenate([a, a], axis=-1).shape == (2, 6)  # negative axes still count back
+    assert ops.stack([a, a], axis=-1).shape == (2, 3, 2)

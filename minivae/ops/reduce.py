@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from minivae import backend as B
 from minivae.tensor import Function
 
@@ -10,7 +12,14 @@ def normalize_axis(op: str, axis, ndim: int):
     """axis as a sorted tuple of non-negative ints (None means all), or a ValueError naming the op."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if isinstance(axis, numbers.Integral) and not isinstance(axis, bool):
+        axes = (int(axis),)
+    elif isinstance(axis, (tuple, list)) and all(
+            isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axis):  # fmt: skip
+        axes = tuple(int(a) for a in axis)
+    else:
+        raise TypeError(f"{op}: axis must be a whole number or a tuple of them (or None), "
+                        f"got {axis!r}")  # fmt: skip
     out = []
     for a in axes:
         if not -ndim <= a < ndim:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from minivae import backend as B
+from minivae.ops.reduce import normalize_axis
 from minivae.tensor import Function
 
 
@@ -72,6 +73,7 @@ class Concatenate(Function):
 
     def forward(self, *xs, axis=0):
         ndim = xs[0].ndim
+        (axis,) = normalize_axis("concatenate", axis, ndim)
         for k, x in enumerate(xs[1:], start=1):
             rest = [n for i, n in enumerate(x.shape) if i != axis % max(ndim, 1)]
             first = [n for i, n in enumerate(xs[0].shape) if i != axis % max(ndim, 1)]
@@ -97,6 +99,7 @@ class Stack(Function):
     """y = [x_1, x_2, ...] stacked along a new axis"""
 
     def forward(self, *xs, axis=0):
+        (axis,) = normalize_axis("stack", axis, xs[0].ndim + 1)  # a new axis: ndim + 1 places
         for k, x in enumerate(xs[1:], start=1):
             if x.shape != xs[0].shape:
                 raise ValueError(
