@@ -9,6 +9,7 @@ which ``Adam(...)`` builds while ``minivae.fast.enabled`` is on.
 from __future__ import annotations
 
 import math
+import numbers
 
 from minivae import backend as B
 
@@ -27,7 +28,7 @@ class Optimizer:
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{name}: a parameter is listed twice, so it would be updated twice "
                              "a step; list each once")  # fmt: skip
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr)
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr)
                                                                             and lr > 0):
             raise ValueError(f"{name}: learning rate must be a finite number > 0, got {lr!r}")
         self.lr = lr

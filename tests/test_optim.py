@@ -276,3 +276,7 @@ def test_misuse_of_step_and_of_the_model_is_said():
     assert opt.steps == 0  # the bias correction's count did not move
     with pytest.raises(TypeError, match=r"Adam\(model.parameters\(\), ...\)"):
         optim.Adam(nn.Linear(2, 3))
+
+
+def test_a_numpy_learning_rate_is_a_learning_rate():
+    assert optim.Adam([param()], lr=np.float32(1e-3)).lr == np.float32(1e-3)
