@@ -40,6 +40,8 @@ def atomic_writer(path, binary: bool = True, encoding: str = "utf-8"):
     target is left untouched, the temporary file is removed and the exception goes on.
     """
     path = Path(os.fspath(path))
+    if path.is_dir():  # said now: the rename at the end would fail with the temporary name
+        raise IsADirectoryError(f"{path} is a folder; give the path of a file to write")
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"

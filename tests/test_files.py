@@ -148,3 +148,11 @@ def test_figures_checkpoints_and_json_share_one_mode(tmp_path, umask_022):
     modes = {mode(p) for p in (figure, ckpt, tmp_path / "summary.json")}
     assert modes == {0o644}
     assert leftovers(tmp_path) == []
+
+
+def test_a_folder_for_a_file_is_refused_by_its_own_name(tmp_path):
+    """The rename at the end would fail naming the temporary file; said first, and nothing left."""
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"a_folder is a folder; give the path of a file"):
+        files.atomic_write_text(tmp_path / "a_folder", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]
