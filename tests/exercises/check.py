@@ -144,15 +144,13 @@ def call_answer(exercise: Exercise, backward, grad_out, inputs) -> tuple:
         result = backward(_read_only(grad_out), *[_read_only(x) for x in inputs])
     except NotImplementedError:
         raise
-    except ValueError as err:
-        if "read-only" not in str(err):
-            raise AnswerError(_raised(fname, err, ("grad_out", *exercise.inputs),
-                                      (grad_out, *inputs))) from err  # fmt: skip
-        raise AnswerError(
-            f"{fname} wrote into one of its arguments in place ({err}). grad_out and the inputs "
-            "belong to the caller: make a new array (g = grad_out * mask, not grad_out *= mask)."
-        ) from err
-    except Exception as err:  # the learner's code failed: say where, with the shapes it was given
+    except Exception as err:  # the learner's code failed: in place, or otherwise
+        if isinstance(err, ValueError) and "read-only" in str(err):
+            raise AnswerError(
+                f"{fname} wrote into one of its arguments in place ({err}). grad_out and the "
+                "inputs belong to the caller: make a new array (g = grad_out * mask, not "
+                "grad_out *= mask)."
+            ) from err
         raise AnswerError(_raised(fname, err, ("grad_out", *exercise.inputs),
                                   (grad_out, *inputs))) from err  # fmt: skip
     wanted = ", ".join(f"dL/d{n}" for n in exercise.grads)
