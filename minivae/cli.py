@@ -669,6 +669,8 @@ def cmd_sample(args) -> int:
     if dataset is None:
         raise ValueError(f"{args.checkpoint} does not say which data set it was trained on, so "
                          "the image shape is unknown (it was not saved by minivae train)")  # fmt: skip
+    if "n_classes" in model.config and isinstance(args.label, float) and args.label.is_integer():
+        args.label = int(args.label)  # a class given as 3.0 or 3e0 is class 3
     suffix = "" if args.label is None else f"-label{args.label}"
     name = f"sample-n{args.n}-seed{args.seed}{suffix}.png"
     path = args.out or os.path.join(os.path.dirname(args.checkpoint) or ".", name)

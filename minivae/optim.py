@@ -62,6 +62,13 @@ class Optimizer:
 
     def load_state_dict(self, state: dict) -> None:
         own = self.state_arrays()
+        foreign = sorted(k for k in state if k.startswith("state.") and k[len("state."):] not in own)
+        if foreign:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state holds {', '.join(foreign[:3])}"
+                f"{' ...' if len(foreign) > 3 else ''}, which this optimizer does not keep: it "
+                "is another optimizer's state (or the same one's with other settings)"
+            )
         for key, a in own.items():
             value = state.get(f"state.{key}")
             if value is None or value.shape != a.shape:

@@ -160,6 +160,10 @@ def test_sample_writes_a_new_file_and_says_when_it_replaces_one(trained_run, cap
     code, _, err = run(capsys, "sample", trained_run / "checkpoint.npz", "--label", "12")
     assert code == 2
     assert "--label 12: ConditionalVAE: label 12 is outside the valid range [0, 10)" in err
+    code, out, err = run(capsys, "sample", trained_run / "checkpoint.npz", "-n", "6", "--label",
+                         "3.0", "--out", tmp_path)  # fmt: skip
+    assert code == 0, err  # a whole number written as 3.0 is class 3
+    assert (tmp_path / "sample-n6-seed0-label3.png").exists()
 
 
 def test_sample_out_folders_and_paths_that_cannot_take_the_image(trained_run, capsys, tmp_path,

@@ -280,3 +280,15 @@ def test_misuse_of_step_and_of_the_model_is_said():
 
 def test_a_numpy_learning_rate_is_a_learning_rate():
     assert optim.Adam([param()], lr=np.float32(1e-3)).lr == np.float32(1e-3)
+
+
+def test_another_optimizers_state_is_refused():
+    w = param()
+    adam = optim.Adam([w], lr=1e-3)
+    w.grad = np.ones_like(w.data)
+    adam.step()
+    with pytest.raises(ValueError, match="which this optimizer does not keep"):
+        optim.SGD([param()], lr=0.1).load_state_dict(adam.state_dict())  # had taken its lr, steps
+    momentum = optim.SGD([param()], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="state.velocity.0"):
+        optim.Adagrad([param()]).load_state_dict(momentum.state_dict())
