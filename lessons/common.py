@@ -163,7 +163,8 @@ def setup(name: str, namespace: dict, own=(), argv=None) -> Lesson:
     values.update({k: namespace[k] for k in own_types})
     given: set = set()  # the lesson's own settings that the command line gave
     if not in_kernel():
-        values.update(_parse_command_line(name, namespace, own_types, values, argv, given))
+        changed, given = _parse_command_line(name, namespace, own_types, values, argv)
+        values.update(changed)
     values["QUICK"] = bool(values["QUICK"]) or quick_from_env()
     for key, value in values.items():
         if key in namespace:
@@ -183,9 +184,9 @@ def setup(name: str, namespace: dict, own=(), argv=None) -> Lesson:
     return lesson
 
 
-def _parse_command_line(name, namespace, own_types, values, argv, given: set) -> dict:
-    """The settings that the command line changes, as {NAME: value}; adds to ``given`` the
-    names of the lesson's own settings that it gave (QUICK does not override those)."""
+def _parse_command_line(name, namespace, own_types, values, argv) -> tuple:
+    """({NAME: value} of the settings the command line sets, {NAME} of the lesson's own
+    settings that it gave: QUICK does not override those)."""
     doc = namespace.get("__doc__") or name
     p = argparse.ArgumentParser(
         prog=f"python lessons/{name}.py",
@@ -210,14 +211,14 @@ def _parse_command_line(name, namespace, own_types, values, argv, given: set) ->
             B.set_device(args["device"])
         except RuntimeError as err:
             p.error(f"--device {args['device']}: {err}")
-    given.update(key for key in own_types if key in args)
+    given = {key for key in own_types if key in args}  # own options default to SUPPRESS
     changed = {key: args[key.lower()] for key in SHARED_SETTINGS}
     changed.update({key: args.get(key, values[key]) for key in own_types})
     for key, value in changed.items():
         if key in SHARED_SETTINGS and key not in namespace and value != SHARED_SETTINGS[key]:
             print(f"({option_name(key) if key != 'PROGRESS' else '--no-progress'} is not used "
                   f"by this lesson: it has no {key} setting)")  # fmt: skip
-    return changed
+    return changed, given
 
 
 def lesson_options() -> argparse.ArgumentParser:

@@ -469,9 +469,10 @@ def check_train(args) -> None:
 def check_can_write(folder: str, option: str) -> None:
     """Refuse (UsageError) a folder that cannot be created or written, without creating it:
     its nearest existing ancestor must be a folder this process may write into."""
-    existing = os.path.abspath(folder)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    from minivae.files import missing_folders
+
+    missing = missing_folders(folder)
+    existing = os.path.dirname(missing[-1]) if missing else os.path.abspath(folder)
     if not os.path.isdir(existing):
         raise UsageError(f"{option}: {existing} is a file, not a folder, so nothing can be "
                          f"written under it; give {option} a path in a folder")  # fmt: skip
@@ -480,11 +481,16 @@ def check_can_write(folder: str, option: str) -> None:
                          f"read-only file system); give {option} a folder you can write to")  # fmt: skip
 
 
+def _names_a_folder(out: str) -> bool:
+    """sample --out: a folder for the default name (one that exists, or a path ending in /)."""
+    return out.endswith(("/", os.sep)) or os.path.isdir(out)
+
+
 def check_sample(args) -> None:
     """Refuse (UsageError) an --out that cannot take the image, before the model is loaded."""
     if args.out is None:
         return
-    if args.out.endswith(("/", os.sep)) or os.path.isdir(args.out):
+    if _names_a_folder(args.out):
         check_can_write(args.out, "--out")  # a folder: the default name goes in it
     elif not args.out.lower().endswith(".png"):
         raise UsageError(f"--out {args.out}: the image is written as PNG, so give a path "
@@ -674,7 +680,7 @@ def cmd_sample(args) -> int:
     suffix = "" if args.label is None else f"-label{args.label}"
     name = f"sample-n{args.n}-seed{args.seed}{suffix}.png"
     path = args.out or os.path.join(os.path.dirname(args.checkpoint) or ".", name)
-    if os.path.isdir(path) or path.endswith(("/", os.sep)):  # a folder: the default name in it
+    if _names_a_folder(path):  # the default name goes in it
         os.makedirs(path, exist_ok=True)
         path = os.path.join(path, name)
     replaced = os.path.exists(path)

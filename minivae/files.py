@@ -60,6 +60,16 @@ def atomic_writer(path, binary: bool = True, encoding: str = "utf-8"):
     fsync_folder(folder)
 
 
+def missing_folders(path) -> list:
+    """path and those of its parents that do not exist yet, deepest first (absolute paths);
+    the parent of the last one is the nearest folder that exists."""
+    missing, folder = [], os.path.abspath(os.fspath(path))
+    while not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
 def fsync_folder(folder) -> None:
     """Flush a folder's entries (a rename in it) to the disk; a no-op where folders cannot be opened."""
     if not hasattr(os, "O_DIRECTORY"):  # Windows: a folder cannot be opened for fsync

@@ -46,7 +46,13 @@ from minivae import backend as B
 from minivae import data as D
 from minivae import fast, plots
 from minivae.checkpoint import CheckpointError, NonFiniteState, read_checkpoint, save_checkpoint
-from minivae.files import atomic_append_text, atomic_write_json, atomic_write_text, dumps_json
+from minivae.files import (
+    atomic_append_text,
+    atomic_write_json,
+    atomic_write_text,
+    dumps_json,
+    missing_folders,
+)
 from minivae.memory import keep_freed_memory
 from minivae.metrics import evaluate
 from minivae.models import MODELS, build_model, model_class
@@ -300,7 +306,7 @@ def train(config: TrainConfig, out_dir, resume: bool = False, log=print, on_epoc
     if fast.enabled:  # the freed arrays stay with the process for the next step
         keep_freed_memory()
     out_dir = os.fspath(out_dir)
-    created = _missing_folders(out_dir)  # made by this run, deepest first
+    created = missing_folders(out_dir)  # made by this run, deepest first
     saved_before = resume  # a resumed run has a checkpoint on disk from the start
     ckpt_path = os.path.join(out_dir, CHECKPOINT_FILE)
     written: list = []  # whether this run has replaced an earlier one's files yet
@@ -538,15 +544,6 @@ def _metrics_line(row: dict) -> str:
     if replaced:
         text, _ = dumps_json({**row, "null_because_not_finite": replaced})
     return text + "\n"
-
-
-def _missing_folders(out_dir: str) -> list:
-    """out_dir and those of its parents that do not exist yet, deepest first."""
-    missing, folder = [], os.path.abspath(out_dir)
-    while not os.path.exists(folder):
-        missing.append(folder)
-        folder = os.path.dirname(folder)
-    return missing
 
 
 def _remove_run(out_dir: str, created: list, ours: bool) -> None:

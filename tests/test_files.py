@@ -156,3 +156,10 @@ def test_a_folder_for_a_file_is_refused_by_its_own_name(tmp_path):
     with pytest.raises(IsADirectoryError, match=r"a_folder is a folder; give the path of a file"):
         files.atomic_write_text(tmp_path / "a_folder", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]
+
+
+def test_missing_folders_lists_the_new_ones_deepest_first(tmp_path):
+    target = tmp_path / "a" / "b" / "c"
+    assert files.missing_folders(target) == [str(target), str(tmp_path / "a" / "b"),
+                                             str(tmp_path / "a")]  # fmt: skip
+    assert files.missing_folders(tmp_path) == []
