@@ -206,6 +206,7 @@ def _parse_command_line(name, namespace, own_types, values, argv) -> tuple:
                            help=f"the setting {key} (default {value!r}; given, it holds in "
                                 "--quick too)")  # fmt: skip
     args = vars(p.parse_args(sys.argv[1:] if argv is None else list(argv)))
+    check_fast_setting(p)
     if args["device"] != "cpu":  # said now, in one line, rather than as the lesson's traceback
         try:
             B.set_device(args["device"])
@@ -219,6 +220,15 @@ def _parse_command_line(name, namespace, own_types, values, argv) -> tuple:
             print(f"({option_name(key) if key != 'PROGRESS' else '--no-progress'} is not used "
                   f"by this lesson: it has no {key} setting)")  # fmt: skip
     return changed, given
+
+
+def check_fast_setting(p: argparse.ArgumentParser) -> None:
+    """A MINIVAE_FAST that is neither 0 nor 1: one line and exit 2, before the lesson starts
+    (the device needs no check: the lesson sets its DEVICE, whatever MINIVAE_DEVICE says)."""
+    from minivae import fast
+
+    if fast.ENVIRONMENT_ERROR is not None:
+        p.error(fast.ENVIRONMENT_ERROR)
 
 
 def lesson_options() -> argparse.ArgumentParser:
@@ -243,6 +253,7 @@ def parse_args(argv, doc: str, default_dataset: str = "mnist", own=None) -> argp
     p = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
     add_shared_options(p, dict(SHARED_SETTINGS, DATASET=default_dataset))
     args = p.parse_args(argv)
+    check_fast_setting(p)
     args.quick = args.quick or quick_from_env()
     args.no_progress = not args.progress
     del args.progress

@@ -13,6 +13,12 @@ manager. Asking for the GPU without CuPy or without a CUDA device raises an
 error that says which is missing: there is no silent fallback. Importing
 minivae on the CPU never imports CuPy.
 
+A ``MINIVAE_DEVICE`` that cannot be honoured (a name that is not a device, or
+``gpu`` without CuPy) does not stop the import: ``ENVIRONMENT_ERROR`` says why,
+and the first use of an array raises that message, until ``set_device`` picks a
+device. So a program (the ``minivae`` command's ``--device``, a lesson's DEVICE)
+can still choose, and report a bad setting in one line.
+
 The default floating dtype is float32; ``set_default_dtype("float64")`` (also a
 context manager) switches it, which is what gradient checks do.
 """
@@ -91,6 +97,7 @@ def gpu_available() -> bool:
 
 xp = numpy  # the current array module; read it as B.xp, never "from ... import xp"
 device = "cpu"
+ENVIRONMENT_ERROR: str | None = None  # why MINIVAE_DEVICE could not be honoured, if it could not
 default_dtype = numpy.float32
 _rngs: dict[str, object] = {}
 _seed: int | None = None
@@ -112,20 +119,40 @@ class _Restore:
 
 def set_device(name: str) -> _Restore:
     """Select "cpu" (NumPy) or "gpu" (CuPy); usable plainly or as ``with set_device("gpu"):``."""
-    global xp, device
+    global xp, device, ENVIRONMENT_ERROR
     if name not in DEVICES:
         raise ValueError(f"unknown device {name!r}: choose one of {', '.join(DEVICES)}")
-    previous = device
-    if name == "gpu":
-        xp = _import_cupy()
-    else:
-        xp = numpy
-    device = name
-    return _Restore(lambda: set_device(previous))
+    previous = (xp, device, ENVIRONMENT_ERROR)
+    xp = _import_cupy() if name == "gpu" else numpy
+    device, ENVIRONMENT_ERROR = name, None
+    return _Restore(lambda: _put_back(previous))
+
+
+def _put_back(state) -> None:
+    global xp, device, ENVIRONMENT_ERROR
+    xp, device, ENVIRONMENT_ERROR = state
 
 
 def get_device() -> str:
+    _check_usable()
     return device
+
+
+class _Unusable:
+    """Stands in for the array module while MINIVAE_DEVICE cannot be honoured: every use of
+    it (``B.xp.exp``, ``B.xp.ndarray``) raises ENVIRONMENT_ERROR's message."""
+
+    def __getattr__(self, name):
+        _check_usable()
+        raise AttributeError(name)  # a stale reference after set_device
+
+    def __repr__(self) -> str:
+        return f"<no array module: {ENVIRONMENT_ERROR}>"
+
+
+def _check_usable() -> None:
+    if ENVIRONMENT_ERROR is not None:
+        raise RuntimeError(ENVIRONMENT_ERROR)
 
 
 def set_default_dtype(name) -> _Restore:
@@ -157,6 +184,7 @@ def manual_seed(seed: int) -> None:
 
 def rng():
     """The random generator of the current device (numpy.random.Generator or cupy's)."""
+    _check_usable()
     gen = _rngs.get(device)
     if gen is None:
         seed = _seed if _seed is not None else None
@@ -240,6 +268,7 @@ def from_numpy(a, dtype=None):
 
 def scatter_add(target, index, values):
     """target[index] += values, adding repeated indices (numpy.add.at or cupyx's scatter_add)."""
+    _check_usable()
     if device == "gpu":
         _cupyx.scatter_add(target, index, values)
     else:
@@ -249,6 +278,7 @@ def scatter_add(target, index, values):
 
 def synchronize() -> None:
     """Wait for the gpu to finish queued work (for timing); nothing on the cpu."""
+    _check_usable()
     if device == "gpu":
         _cupy.cuda.Stream.null.synchronize()
 
@@ -262,10 +292,21 @@ pi = numpy.pi
 np = numpy
 
 
-_env_device = os.environ.get("MINIVAE_DEVICE", "cpu").strip().lower() or "cpu"
-if _env_device not in DEVICES:
-    raise ValueError(
-        f"MINIVAE_DEVICE={_env_device!r} is not a device: choose one of {', '.join(DEVICES)}"
-    )
-if _env_device != "cpu":
-    set_device(_env_device)
+def _device_from_environment() -> None:
+    """Honour MINIVAE_DEVICE, or keep why not in ENVIRONMENT_ERROR (the module docstring)."""
+    global xp, device, ENVIRONMENT_ERROR
+    name = os.environ.get("MINIVAE_DEVICE", "cpu").strip().lower() or "cpu"
+    if name == "cpu":
+        return
+    try:
+        set_device(name)
+        return
+    except ValueError:
+        problem = f"is not a device: choose one of {', '.join(DEVICES)}, or unset it"
+    except RuntimeError as err:  # gpu without CuPy or CUDA; the message says which
+        problem = f"cannot be used: {err}"
+    xp, device = _Unusable(), name
+    ENVIRONMENT_ERROR = f"MINIVAE_DEVICE={name!r} {problem}"
+
+
+_device_from_environment()

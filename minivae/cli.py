@@ -520,6 +520,25 @@ def _model_config(args) -> dict:
     return MODELS[args.model].config_from(options, dataset_info(args.dataset))
 
 
+def check_environment(args) -> None:
+    """The device (--device, else MINIVAE_DEVICE) and MINIVAE_FAST, before any work: a setting
+    that cannot be honoured is a usage error. Only the commands that compute (those with
+    --device) need them; ``datasets`` and ``download`` run whatever they say."""
+    from minivae import fast
+
+    if not hasattr(args, "device"):
+        return
+    if args.device is not None:  # it overrides MINIVAE_DEVICE, even one that is unusable
+        try:
+            B.set_device(args.device)
+        except RuntimeError as err:  # gpu without CuPy or without a CUDA device
+            raise UsageError(f"--device {args.device}: {err}") from None
+    elif B.ENVIRONMENT_ERROR is not None:
+        raise UsageError(f"{B.ENVIRONMENT_ERROR.rstrip('.')}; or add --device cpu")
+    if fast.ENVIRONMENT_ERROR is not None:
+        raise UsageError(fast.ENVIRONMENT_ERROR)
+
+
 def _select_device(args) -> None:
     if args.device is not None:
         B.set_device(args.device)
@@ -787,6 +806,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)  # argparse reports a bad option itself (exit 2)
     command = args.command
     try:
+        check_environment(args)  # one line, no usage: the option is not what is wrong
         try:
             CHECKS.get(command, lambda a: None)(args)
         except UsageError as err:

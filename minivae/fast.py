@@ -19,7 +19,8 @@ plain version it stands in for, values and gradients, in ``tests/test_fast_paths
     flush_subnormal             Adam's first moment set to 0 below the normal range (every 8 steps)
 
 **The switch.** ``minivae.fast.enabled`` is True unless the environment variable
-``MINIVAE_FAST`` is ``0`` when minivae is imported. ``set_enabled(False)`` turns it off,
+``MINIVAE_FAST`` is ``0`` when minivae is imported (any value but 0 and 1 is kept in
+``ENVIRONMENT_ERROR``, and raised at the first op that reads the switch). ``set_enabled(False)`` turns it off,
 plainly or for a block: ``with fast.set_enabled(False): ...``. The ops read it at every
 call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``), and so does
 ``distributions.total_correlation`` (``fast.TotalCorrelation`` or eight plain ops); ``Adam(...)``
@@ -43,35 +44,52 @@ from minivae import optim
 from minivae.ops.binary import broadcast_shapes, check_trailing_shape, unbroadcast
 from minivae.tensor import Function
 
+OPS = ("softplus", "bernoulli_log_prob", "bernoulli_log_likelihood")  # the ops with a fast version
+
+
+class _Unset:
+    """``enabled`` while MINIVAE_FAST holds neither 0 nor 1: reading it (``if fast.enabled``,
+    at the first op) raises ENVIRONMENT_ERROR's message, until ``set_enabled`` decides. So the
+    import succeeds, and a program (the ``minivae`` command, a lesson) reports it in one line."""
+
+    def __bool__(self):
+        raise ValueError(ENVIRONMENT_ERROR)
+
+    def __repr__(self) -> str:
+        return f"<unset: {ENVIRONMENT_ERROR}>"
+
+
 _env = os.environ.get("MINIVAE_FAST", "1").strip() or "1"
-if _env not in ("0", "1"):
-    raise ValueError(
+ENVIRONMENT_ERROR: str | None = None  # why MINIVAE_FAST could not be read, if it could not
+if _env in ("0", "1"):
+    enabled = _env == "1"
+else:
+    ENVIRONMENT_ERROR = (
         f"MINIVAE_FAST={_env!r}: set it to 1 (the fast paths, the default) or 0 (plain ops only)"
     )
-enabled = _env == "1"
-
-OPS = ("softplus", "bernoulli_log_prob", "bernoulli_log_likelihood")  # the ops with a fast version
+    enabled = _Unset()
 
 
 class _Restore:
     """Returned by set_enabled: a no-op, or a context manager that puts the old setting back."""
 
-    def __init__(self, previous: bool):
+    def __init__(self, previous):
         self._previous = previous
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        set_enabled(self._previous)
+        global enabled, ENVIRONMENT_ERROR
+        enabled, ENVIRONMENT_ERROR = self._previous
         return False
 
 
 def set_enabled(flag: bool) -> _Restore:
     """Turn the fast paths on or off; usable plainly or as ``with set_enabled(False):``."""
-    global enabled
-    previous = enabled
-    enabled = bool(flag)
+    global enabled, ENVIRONMENT_ERROR
+    previous = (enabled, ENVIRONMENT_ERROR)
+    enabled, ENVIRONMENT_ERROR = bool(flag), None
     return _Restore(previous)
 
 

@@ -59,12 +59,49 @@ def test_importing_minivae_does_not_import_cupy():
     assert proc.stdout.strip() == "[]"
 
 
-def test_a_bogus_minivae_device_fails_at_import():
-    proc = run_python("import minivae", MINIVAE_DEVICE="bogus")
-    assert proc.returncode != 0
-    assert (
-        "ValueError: MINIVAE_DEVICE='bogus' is not a device: choose one of cpu, gpu" in proc.stderr
+def test_a_bogus_minivae_device_fails_at_the_first_array_until_a_device_is_chosen():
+    """The import succeeds (so a program can still choose, and report the setting in one
+    line); every use of an array says what is wrong; set_device clears it, and a with-block
+    puts the refusal back."""
+    code = (
+        "import minivae as mv\n"
+        "from minivae import backend as B\n"
+        "print('imported')\n"
+        "for use in (lambda: mv.Tensor([1.0]), mv.get_device, B.rng, lambda: B.xp.exp):\n"
+        "    try:\n"
+        "        use()\n"
+        "    except RuntimeError as err:\n"
+        "        print('refused:', err)\n"
+        "with mv.set_device('cpu'):\n"
+        "    print('inside', mv.Tensor([2.0]).data, mv.get_device())\n"
+        "try:\n"
+        "    mv.Tensor([1.0])\n"
+        "except RuntimeError:\n"
+        "    print('refused again')\n"
+        "mv.set_device('cpu')\n"
+        "print('chosen', mv.Tensor([3.0]).data, B.ENVIRONMENT_ERROR)\n"
     )
+    proc = run_python(code, MINIVAE_DEVICE="bogus")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    message = "MINIVAE_DEVICE='bogus' is not a device: choose one of cpu, gpu, or unset it"
+    assert lines[0] == "imported"
+    assert lines[1:5] == [f"refused: {message}"] * 4
+    assert lines[5:] == ["inside [2.] cpu", "refused again", "chosen [3.] None"]
+
+
+def test_minivae_device_gpu_without_a_gpu_is_kept_as_the_reason_not_a_silent_cpu():
+    with B.use_gpu_module(None):  # the real CuPy, also in a --gpu-standin pass
+        if B.gpu_available():
+            pytest.skip("a GPU is available here: the error cannot happen")
+    proc = run_python(
+        "import minivae as mv\nfrom minivae import backend as B\nprint(B.ENVIRONMENT_ERROR)\n"
+        "mv.Tensor([1.0])",
+        MINIVAE_DEVICE="gpu",
+    )
+    assert proc.returncode != 0
+    assert proc.stdout.startswith("MINIVAE_DEVICE='gpu' cannot be used: device 'gpu' needs")
+    assert "RuntimeError: MINIVAE_DEVICE='gpu' cannot be used" in proc.stderr
 
 
 def test_minivae_device_cpu_is_read_loosely():

@@ -221,6 +221,45 @@ def test_python_dash_m_runs_the_command():
         assert command in done.stdout
 
 
+def _command(*argv, **env_changes):
+    env = {k: v for k, v in os.environ.items() if k not in ("MINIVAE_DEVICE", "MINIVAE_FAST")}
+    env.update(env_changes)
+    return subprocess.run([sys.executable, "-m", "minivae", *map(str, argv)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_an_environment_setting_that_cannot_be_honoured_is_one_line_and_exit_2(tmp_path):
+    """MINIVAE_DEVICE or MINIVAE_FAST with a bad value: the commands that compute refuse in
+    one line before any work; --help and the commands that do not compute still run."""
+    out = tmp_path / "runs"
+    device = _command("train", "vae", *TINY, "--out", out, MINIVAE_DEVICE="tpu")
+    assert device.returncode == 2 and device.stdout == "", device.stderr
+    assert device.stderr == ("minivae train: error: MINIVAE_DEVICE='tpu' is not a device: choose "
+                             "one of cpu, gpu, or unset it; or add --device cpu\n")  # fmt: skip
+    switch = _command("eval", tmp_path / "nothing", MINIVAE_FAST="yes")
+    assert switch.returncode == 2
+    assert switch.stderr == ("minivae eval: error: MINIVAE_FAST='yes': set it to 1 (the fast "
+                             "paths, the default) or 0 (plain ops only)\n")  # fmt: skip
+    assert not out.exists()
+    for argv in (["--help"], ["datasets"], ["train", "--help"]):
+        done = _command(*argv, MINIVAE_DEVICE="tpu", MINIVAE_FAST="yes")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (argv, done.stderr)
+
+
+def test_device_option_overrides_an_unusable_minivae_device(tmp_path):
+    done = _command("train", "vae", *TINY, "--epochs", "1", "--device", "cpu", "--out", tmp_path,
+                    MINIVAE_DEVICE="gpu" if not _has_gpu() else "tpu")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "vae-fashion-mnist-builtin" / "checkpoint.npz").is_file()
+
+
+def _has_gpu() -> bool:
+    from minivae import backend
+
+    with backend.use_gpu_module(None):  # the real CuPy, also in a --gpu-standin pass
+        return backend.gpu_available()
+
+
 # ----------------------------------------------------------------------------- bad option values
 
 BAD_VALUES = [

@@ -101,9 +101,14 @@ def test_minivae_fast_environment_variable_sets_the_start_value():
     code = "import minivae.fast as f; print(f.enabled)"
     assert _python(code, None).stdout.strip() == "True"
     assert _python(code, "0").stdout.strip() == "False"
-    bad = _python(code, "off")
-    assert bad.returncode != 0
-    assert "MINIVAE_FAST='off'" in bad.stderr and "set it to 1" in bad.stderr
+    # any other value: the import succeeds, the first op that reads the switch says why
+    bad = _python(code + "\nimport minivae as mv\nmv.ops.softplus(mv.Tensor([1.0]))", "off")
+    assert bad.returncode != 0 and bad.stdout.startswith("<unset: MINIVAE_FAST='off'")
+    assert "ValueError: MINIVAE_FAST='off': set it to 1" in bad.stderr
+    chosen = _python("import minivae as mv, minivae.fast as f\nf.set_enabled(False)\n"
+                     "print(mv.ops.softplus(mv.Tensor([0.0])).data, f.ENVIRONMENT_ERROR)", "off")  # fmt: skip
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.split() == ["[0.6931472]", "None"]
 
 
 # ----------------------------------------------------------------------------- raw kernels

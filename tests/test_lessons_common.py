@@ -181,3 +181,23 @@ def test_pick_and_to_device():
     assert common.pick((100, 3), quick=True) == 3 and common.pick((100, 3), quick=False) == 100
     assert B.to_numpy(common.to_device([1, 2])).dtype == "int64"
     assert B.to_numpy(common.to_device([1.0, 2.0])).dtype == B.get_default_dtype()
+
+
+def test_a_bad_minivae_fast_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    from minivae import fast
+
+    monkeypatch.setattr(fast, "ENVIRONMENT_ERROR", "MINIVAE_FAST='yes': set it to 1 or 0")
+    with pytest.raises(SystemExit) as info:
+        common.setup("90_x", first_cell(tmp_path), argv=[])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.endswith("error: MINIVAE_FAST='yes': set it to 1 or 0\n")
+
+
+def test_the_lessons_device_setting_stands_over_an_unusable_minivae_device(tmp_path, monkeypatch):
+    """MINIVAE_DEVICE=tpu made the backend refuse arrays; the lesson's DEVICE picks the cpu."""
+    monkeypatch.setattr(B, "ENVIRONMENT_ERROR", "MINIVAE_DEVICE='tpu' is not a device")
+    monkeypatch.setattr(B, "xp", B._Unusable())
+    with pytest.raises(RuntimeError, match="MINIVAE_DEVICE='tpu'"):
+        B.xp.zeros(1)
+    common.setup("90_x", first_cell(tmp_path), argv=[])
+    assert B.ENVIRONMENT_ERROR is None and B.xp is B.np and B.get_device() == "cpu"
