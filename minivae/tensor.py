@@ -21,8 +21,26 @@ _grad_enabled = True
 _anomaly = False
 
 
-class no_grad:
-    """Context manager (and decorator) that records no graph: for evaluation and updates."""
+class _CalledFirst(type):
+    """``with no_grad:`` without parentheses reaches the class itself: say to call it."""
+
+    def __enter__(cls):
+        raise TypeError(f"write `with {cls.__name__}():`, with parentheses: {cls.__name__} is "
+                        "a class, and the with-statement needs an instance of it")  # fmt: skip
+
+    def __exit__(cls, *exc):  # pragma: no cover - __enter__ always raises
+        return False
+
+
+class no_grad(metaclass=_CalledFirst):
+    """Context manager (and decorator) that records no graph: for evaluation and updates.
+
+    ``with no_grad():``, ``@no_grad()`` and ``@no_grad`` all work.
+    """
+
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)  # @no_grad without parentheses: fn is given
 
     def __enter__(self):
         global _grad_enabled
@@ -49,7 +67,7 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class detect_anomaly:
+class detect_anomaly(metaclass=_CalledFirst):
     """Opt-in check after every forward and backward: the first op to make NaN or Inf raises.
 
     ``with detect_anomaly(): loss.backward()`` (or ``set_detect_anomaly(True)``).

@@ -278,6 +278,20 @@ def test_misuse_of_step_and_of_the_model_is_said():
         optim.Adam(nn.Linear(2, 3))
 
 
+@pytest.mark.parametrize("make", [optim.SGD, optim.Adam, optim.Adagrad])
+def test_a_gradient_of_another_shape_set_by_hand_is_refused_before_any_update(make):
+    """(1, 3) broadcasts onto a (2, 3) weight, so the update would run, wrongly."""
+    w, b = param(np.ones((2, 3))), param(np.zeros(3))
+    before = w.numpy().copy()
+    opt = make([w, b], lr=0.1)
+    w.grad, b.grad = np.ones((1, 3), dtype=w.dtype), np.ones(3, dtype=b.dtype)
+    with pytest.raises(ValueError, match=r"parameter 0 has shape \(2, 3\) but its gradient "
+                                         r"\(1, 3\)"):  # fmt: skip
+        opt.step()
+    np.testing.assert_array_equal(w.numpy(), before)
+    assert opt.steps == 0
+
+
 def test_a_numpy_learning_rate_is_a_learning_rate():
     assert optim.Adam([param()], lr=np.float32(1e-3)).lr == np.float32(1e-3)
 

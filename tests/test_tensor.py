@@ -183,6 +183,20 @@ def test_no_grad_as_a_decorator_and_after_an_exception():
     assert is_grad_enabled()
 
 
+def test_no_grad_without_parentheses_is_a_decorator_and_a_clear_error_in_with():
+    @no_grad
+    def evaluate(t):
+        assert not is_grad_enabled()
+        return t * 3.0
+
+    assert not evaluate(leaf([1.0])).requires_grad and is_grad_enabled()
+    for manager in (no_grad, mv.detect_anomaly):
+        with pytest.raises(TypeError, match=rf"write `with {manager.__name__}\(\):`, with paren"):
+            with manager:
+                pass
+    assert is_grad_enabled()
+
+
 def test_detach_shares_data_and_cuts_the_graph():
     x = leaf([1.0, 3.0])
     d = x.detach()
