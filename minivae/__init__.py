@@ -19,7 +19,7 @@ from minivae.tensor import Tensor, detect_anomaly, no_grad, set_detect_anomaly
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - the engine first, then the switches
     "Tensor", "no_grad", "detect_anomaly", "set_detect_anomaly", "ops", "backend",
     "set_device", "get_device", "manual_seed", "set_default_dtype", "get_default_dtype",
     "to_numpy", "__version__",

@@ -616,7 +616,7 @@ def _check_unit_interval(images) -> None:
     lo, hi = float(images.min()), float(images.max())  # a NaN makes both NaN
     if not (lo >= 0.0 and hi <= 1.0):
         raise ValueError(f"images must be intensities in [0, 1] to binarize, found {lo}..{hi}"
-                         + (" (NaN among them)" if lo != lo or hi != hi else ""))
+                         + (" (NaN among them)" if math.isnan(lo) or math.isnan(hi) else ""))
 
 
 def binarize(images, rng=None):

@@ -17,7 +17,6 @@ which input, which index, the analytic and numeric values, the relative error.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 
 from minivae import backend as B

@@ -199,7 +199,7 @@ def test_report(model, x, y=None, k: int = 0, batch_size: int = 100,
         bar = _progress_bar(len(x), f"log p(x) with K={k}") if progress else None
         for batch in D.evaluation_batches(x, y, batch_size):
             # the bar moves after each chunk of samples: a batch's share of an image each
-            step = None if bar is None else (lambda n, b=len(batch.x): bar.update(b * n / k))
+            step = None if bar is None else (lambda n, b=len(batch.x): bar.update(b * n / k))  # noqa: B008 - binds this batch's size
             lls.append(importance_sampled_log_likelihood(
                 model, batch.x, k=k, y=model.condition(batch), on_chunk=step))  # fmt: skip
         if bar is not None:

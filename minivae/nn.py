@@ -208,7 +208,7 @@ class MLP(Sequential):
         if init is None:
             init = "he" if activation in ("relu", "leaky_relu") else "xavier"
         layers: list[Module] = []
-        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):  # noqa: RUF007 - plain to read
             layers.append(Linear(n_in, n_out, init=init))
             last = k == len(sizes) - 2
             if not last:

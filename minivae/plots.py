@@ -584,7 +584,7 @@ def training_curves(history, path, title: str, keys=("elbo", "recon", "kl")) -> 
     for i, record in enumerate(history):
         if not isinstance(record, Mapping):
             # ValueError like every other bad input here, so callers catch one kind
-            raise ValueError(f"history[{i}] is a {type(record).__name__}, not a dict")
+            raise ValueError(f"history[{i}] is a {type(record).__name__}, not a dict")  # noqa: TRY004
     epochs = _history_column(history, "epoch")
     if np.isnan(epochs).any():
         epochs = np.arange(1, len(history) + 1, dtype=float)

@@ -121,7 +121,7 @@ def _check_device(data, where: str):
 class Tensor:
     """An array with an optional gradient and the op that made it."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_backward_done", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_backward_done", "__weakref__")  # noqa: RUF023
     __array_priority__ = 1000  # so that ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
@@ -383,7 +383,7 @@ class Function:
     is False, to skip the work).
     """
 
-    __slots__ = ("parents", "needs_input_grad", "__dict__")
+    __slots__ = ("parents", "needs_input_grad", "__dict__")  # noqa: RUF023
 
     def forward(self, *arrays, **options):  # pragma: no cover - abstract
         raise NotImplementedError

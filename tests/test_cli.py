@@ -169,7 +169,7 @@ def test_sample_writes_a_new_file_and_says_when_it_replaces_one(trained_run, cap
 def test_sample_out_folders_and_paths_that_cannot_take_the_image(trained_run, capsys, tmp_path,
                                                                  monkeypatch):
     ckpt = trained_run / "checkpoint.npz"
-    code, out, err = run(capsys, "sample", ckpt, "-n", "4", "--out", f"{tmp_path / 'new'}/")
+    code, _, err = run(capsys, "sample", ckpt, "-n", "4", "--out", f"{tmp_path / 'new'}/")
     assert code == 0, err  # a folder that does not exist yet (the trailing /) is created
     assert (tmp_path / "new" / "sample-n4-seed0.png").exists()
     code, _, err = run(capsys, "sample", ckpt, "-n", "4", "--out", tmp_path / "s.jpg")
@@ -215,7 +215,8 @@ def test_a_reader_that_goes_away_gets_no_error_message():
 
 
 def test_python_dash_m_runs_the_command():
-    done = subprocess.run([sys.executable, "-m", "minivae", "--help"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "minivae", "--help"], capture_output=True,
+                          text=True, check=False)  # fmt: skip
     assert done.returncode == 0
     for command in SUBCOMMANDS:
         assert command in done.stdout
@@ -323,20 +324,20 @@ NOT_FOR_THE_MODEL = [
     (["ae", "--likelihood", "gaussian", "--sigma", "0.5"], "--sigma does not apply to ae"),
     (["ae", "--kl-warmup", "2"], "--kl-warmup does not apply to ae: it has no prior p(z)"),
     (["ae", "--nll-samples", "5"], "--nll-samples does not apply to ae: it defines no likelihood"),
-    (["ae", "--nll-samples", "5"], "summary.json holds its validation reconstruction, and "
-                                   "'minivae eval' on its checkpoint gives its test reconstruction"),
+    (["ae", "--nll-samples", "5"], ("summary.json holds its validation reconstruction, and "
+                                    "'minivae eval' on its checkpoint gives its test reconstruction")),
     (["vae", "--alpha", "1"], "--alpha does not apply to vae"),
     (["cvae", "--alpha", "1"], "--alpha does not apply to cvae"),
     (["vae", "--labels", "100"], "--labels does not apply to vae"),
     (["cvae", "--labels", "100"], "--labels does not apply to cvae"),
     (["m2", "--tc-beta", "4"], "--tc-beta does not apply to m2"),
-    (["vae", "--sigma", "0.5"], "--sigma is the standard deviation of a Gaussian decoder: give "
-                                "--likelihood gaussian with it"),
+    (["vae", "--sigma", "0.5"], ("--sigma is the standard deviation of a Gaussian decoder: give "
+                                 "--likelihood gaussian with it")),
     (["vae", "--lr-decay", "0.5"], "--lr-decay is the factor of --lr-schedule exponential"),
     (["vae", "--lr", "1e-300", "--lr-schedule", "exponential", "--lr-decay", "1e200", "--epochs",
       "3"], "lr_decay=1e+200 takes the learning rate from 1e-300 to inf by epoch 3"),
-    (["m2", "--labels", "15"], "--labels 15: the labelled examples are class-balanced, so give a "
-                               "multiple of the 10 classes"),
+    (["m2", "--labels", "15"], ("--labels 15: the labelled examples are class-balanced, so give "
+                                "a multiple of the 10 classes")),
     (["m2", "--dataset", "shapes", "--labels", "10"], "multiple of the 3 classes of shapes"),
 ]  # fmt: skip
 
@@ -645,7 +646,7 @@ def test_no_traceback_reaches_the_terminal(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_text("hello")
     done = subprocess.run([sys.executable, "-m", "minivae", "eval", str(bad)], cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+                          capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().startswith("minivae eval: error:")
 

@@ -198,6 +198,6 @@ def test_a_minivae_process_killed_with_sigkill_resumes(tmp_path):
     # 20 or more epochs were still to run: the kill must have come first
     assert process.returncode == -signal.SIGKILL, f"rows {rows}, delay {delay:.3f}s, seed {SEED}"
     again = argv + (["--resume"] if (folder / "checkpoint.npz").exists() else ["--overwrite"])
-    done = subprocess.run(again, cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(again, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"delay {delay:.2f}s, seed {SEED}: {done.stderr}"
     check_consistent(folder, 40)

@@ -52,8 +52,8 @@ def test_the_peer_computes_minivaes_bound_on_the_same_weights_and_noise():
 @pytest.mark.parametrize("init", ["default", "he"])
 def test_the_peers_init_is_the_one_its_switch_names(init):
     torch.manual_seed(0)
-    layer = [m for m in load_peer().TorchVAE(init=init).modules()
-             if isinstance(m, torch.nn.Linear)][0]  # fmt: skip
+    layer = next(m for m in load_peer().TorchVAE(init=init).modules()
+                 if isinstance(m, torch.nn.Linear))  # fmt: skip
     w, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()  # (400, 784), (400,)
     if init == "he":  # minivae's: N(0, 2 / n_in), zero biases
         assert w.std() == pytest.approx(math.sqrt(2 / 784), rel=0.01) and not b.any()

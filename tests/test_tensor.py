@@ -191,8 +191,8 @@ def test_no_grad_without_parentheses_is_a_decorator_and_a_clear_error_in_with():
 
     assert not evaluate(leaf([1.0])).requires_grad and is_grad_enabled()
     for manager in (no_grad, mv.detect_anomaly):
-        with pytest.raises(TypeError, match=rf"write `with {manager.__name__}\(\):`, with paren"):
-            with manager:
+        with pytest.raises(TypeError, match=rf"write `with {manager.__name__}\(\):`, with paren"):  # noqa: SIM117
+            with manager:  # the error is in this with-statement alone
                 pass
     assert is_grad_enabled()
 

@@ -32,16 +32,16 @@ SMALL_VAE = {"kind": "vae", "x_dim": 784, "hidden": [32], "latent": 4}
 
 
 def small_config(**overrides) -> TrainConfig:
-    base = dict(model=dict(SMALL_VAE), dataset="fashion-mnist-builtin", epochs=2, batch_size=50,
-                n_val=200, limit_train=1200, progress=False, seed=3)  # fmt: skip
+    base = {"model": dict(SMALL_VAE), "dataset": "fashion-mnist-builtin", "epochs": 2,
+            "batch_size": 50, "n_val": 200, "limit_train": 1200, "progress": False, "seed": 3}
     base.update(overrides)
     return TrainConfig(**base)
 
 
 def tiny_config(**overrides) -> TrainConfig:
     """Two steps of a tiny VAE per epoch: for the tests of the loop's bookkeeping."""
-    base = dict(model={"kind": "vae", "x_dim": 784, "hidden": [8], "latent": 2},
-                limit_train=300, n_val=60, batch_size=120)  # fmt: skip
+    base = {"model": {"kind": "vae", "x_dim": 784, "hidden": [8], "latent": 2},
+            "limit_train": 300, "n_val": 60, "batch_size": 120}
     return small_config(**{**base, **overrides})
 
 
@@ -398,7 +398,7 @@ def test_checkpoint_round_trip_and_atomic_write(tmp_path):
 def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
     mv.manual_seed(0)
     path = save_checkpoint(tmp_path / "c.npz", build_model(SMALL_VAE))
-    data = path_bytes = open(path, "rb").read()
+    data = path_bytes = (tmp_path / "c.npz").read_bytes()
     (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="corrupt"):
         load_model(tmp_path / "truncated.npz")
@@ -420,7 +420,7 @@ def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
 def test_checkpoint_from_another_shape_is_refused(tmp_path):
     mv.manual_seed(0)
     path = save_checkpoint(tmp_path / "c.npz", build_model(SMALL_VAE))
-    meta, params, _ = read_checkpoint(path)
+    _, params, _ = read_checkpoint(path)
     params = {k: (v[:-1] if k.endswith("bias") else v) for k, v in params.items()}
     model = build_model(SMALL_VAE)
     with pytest.raises(ValueError, match="shape"):

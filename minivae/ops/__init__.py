@@ -38,7 +38,7 @@ from minivae.ops.matmul import linear, matmul
 from minivae.ops.reduce import log_softmax, logsumexp, max, mean, softmax, sum
 from minivae.ops.shape import concatenate, getitem, reshape, stack, transpose
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - in the order of the lectures, not sorted
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt",
     "relu", "leaky_relu", "tanh", "sigmoid", "softplus",
     "sum", "mean", "max", "logsumexp", "log_softmax", "softmax",

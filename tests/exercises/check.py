@@ -449,7 +449,7 @@ def _check_value(exercise, answer, source: str) -> Outcome:
             if n == 0:
                 return _not_attempted(exercise, err)
             raise
-        except Exception as err:  # the learner's code failed: in place, or otherwise
+        except Exception as err:  # noqa: BLE001 - the learner's code failed: in place, or otherwise
             if isinstance(err, ValueError) and "read-only" in str(err):
                 return Outcome(exercise, FAILED,
                                f"{fname} wrote into one of its arguments in place ({err}); they "

@@ -57,7 +57,7 @@ def pytest_configure(config):
         config.stash[_ANSWERS] = load_answers(path)
     except FileNotFoundError as err:
         raise pytest.UsageError(f"--answers: {err}") from None
-    except Exception:
+    except Exception:  # noqa: BLE001 - any error of the learner's file is reported
         raise pytest.UsageError(
             f"--answers: could not import {path.name}:\n{traceback.format_exc(limit=-3)}"
         ) from None

@@ -771,8 +771,8 @@ def _score_summary(cases, expected):
     exact = _score_exact(SCORE_PHI)
     g_score, g_rep = expected[-1]
     n = g_score.size
-    lines = [f"the estimators' means against the exact gradient:\n"
-             f"  exact d/dphi E[f] = {exact:.4f}; means of {n:,} single-sample estimates:"]
+    lines = [(f"the estimators' means against the exact gradient:\n"
+              f"  exact d/dphi E[f] = {exact:.4f}; means of {n:,} single-sample estimates:")]
     ok = True
     for label, g in (("score function (REINFORCE)", g_score), ("reparameterization", g_rep)):
         mean, se = float(g.mean()), float(g.std(ddof=1) / math.sqrt(n))
