@@ -71,7 +71,10 @@ class detect_anomaly(metaclass=_CalledFirst):
     """Opt-in check after every forward and backward: the first op to make NaN or Inf raises.
 
     ``with detect_anomaly(): loss.backward()`` (or ``set_detect_anomaly(True)``).
-    It costs a scan of every array, so it is off by default.
+    It costs a scan of every array, so it is off by default. A forward run in anomaly mode
+    also keeps a copy of each op's arrays, and its backward raises if one was changed in
+    place in between (``with detect_anomaly(): loss = ...; loss.backward()``); that doubles
+    the graph's memory.
     """
 
     def __init__(self, enabled: bool = True):
@@ -95,7 +98,8 @@ def set_detect_anomaly(enabled: bool) -> None:
 
 
 class AnomalyError(FloatingPointError):
-    """Raised in anomaly mode by the first op whose forward or backward is not finite."""
+    """Raised in anomaly mode by the first op whose forward or backward is not finite, and
+    by a backward whose forward's arrays were changed in place after the forward."""
 
 
 def _check_finite(array, what: str) -> None:
@@ -103,6 +107,29 @@ def _check_finite(array, what: str) -> None:
         n_nan = int(B.xp.isnan(array).sum())
         n_inf = int(B.xp.isinf(array).sum())
         raise AnomalyError(f"{what} produced {n_nan} NaN and {n_inf} Inf values (shape {array.shape})")
+
+
+def _changed(now, then) -> bool:
+    """True where the array now differs from its copy then (a NaN equals a NaN)."""
+    differ = now != then
+    if now.dtype.kind in "fc":
+        differ &= ~(B.xp.isnan(now) & B.xp.isnan(then))
+    return bool(differ.any())
+
+
+def _check_unchanged(fn) -> None:
+    """In anomaly mode each op keeps copies of its inputs and output at the forward: a
+    backward computed from arrays changed since (a ``.data`` edit, an optimizer step between
+    forward and backward) would give the gradient of a computation that never ran."""
+    for k, (array, copy) in enumerate(fn._anomaly_copies):
+        if _changed(array, copy):
+            which = "its output" if k == len(fn._anomaly_copies) - 1 else f"input {k}"
+            raise AnomalyError(
+                f"{type(fn).__name__}: {which} (shape {array.shape}) was changed in place "
+                "between the forward and the backward (a .data edit, or an optimizer step "
+                "before backward()), so its gradients would be wrong. Change arrays after "
+                "backward(), then compute the loss again."
+            )
 
 
 # ----------------------------------------------------------------------------- Tensor
@@ -227,6 +254,8 @@ class Tensor:
             if ctx is None:  # a leaf: keep its gradient
                 node.grad = g if node.grad is None else node.grad + g
                 continue
+            if "_anomaly_copies" in ctx.__dict__:  # the forward ran in anomaly mode
+                _check_unchanged(ctx)
             in_grads = ctx.backward(g)
             if isinstance(in_grads, list):
                 in_grads = tuple(in_grads)
@@ -427,6 +456,8 @@ class Function:
             out.requires_grad = True
             fn.parents = tensors
             out._ctx = fn
+            if _anomaly:  # checked by the backward (_check_unchanged)
+                fn._anomaly_copies = [(a, a.copy()) for a in [t.data for t in tensors] + [out_data]]
         else:
             out.requires_grad = False
             out._ctx = None

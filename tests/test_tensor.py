@@ -345,6 +345,44 @@ def test_anomaly_mode_switches_back_and_has_a_plain_setter():
             ops.log(x)
 
 
+def test_anomaly_mode_refuses_a_backward_from_arrays_changed_since_the_forward():
+    """A weight edited between forward and backward (the step taken before backward()) gave
+    the gradient of a computation that never ran; anomaly mode names the op and the array."""
+    w, x = leaf([[1.0, 2.0], [3.0, 4.0]]), leaf([[1.0, 1.0]])
+    with mv.detect_anomaly():
+        loss = (ops.matmul(x, w) * 3.0).sum()
+        w.data -= 0.5  # in place: the forward's saved w is this very array
+        with pytest.raises(AnomalyError, match=r"MatMul: input 1 \(shape \(2, 2\)\) was "
+                                               r"changed in place between the forward and"):  # fmt: skip
+            loss.backward()
+        assert w.grad is None
+        h = ops.matmul(x, w)
+        loss = (h * 3.0).sum()
+        h.data[0, 0] = 7.0  # an op's output, which the next op read
+        with pytest.raises(AnomalyError, match=r"Mul: input 0"):
+            loss.backward()
+        ops.matmul(x, w).sum().backward()  # nothing changed: the gradient as usual
+    np.testing.assert_array_equal(w.grad, [[1.0, 1.0], [1.0, 1.0]])
+
+
+def test_in_place_changes_are_checked_only_for_a_forward_in_anomaly_mode():
+    w, x = leaf([[1.0, 2.0]]), leaf([[1.0]])
+    loss = ops.matmul(x, w).sum()  # no copies kept: the check costs nothing by default
+    w.data *= 2.0
+    with mv.detect_anomaly():
+        loss.backward()
+    np.testing.assert_array_equal(w.grad, [[1.0, 1.0]])
+
+
+def test_the_in_place_check_treats_nan_as_unchanged():
+    from minivae.tensor import _changed
+
+    a = np.array([np.nan, 1.0])
+    assert not _changed(a, a.copy())
+    assert _changed(a, np.array([np.nan, 2.0])) and _changed(a, np.array([0.0, 1.0]))
+    assert not _changed(np.array([1, 2]), np.array([1, 2]))
+
+
 # ----------------------------------------------------------------------------- devices
 
 
