@@ -10,7 +10,7 @@ Each run writes under runs/<name>/ (config.json, metrics.jsonl, checkpoint.npz,
 summary.json, figures) and prints where. The command only parses, checks and
 dispatches: training and the run's figures are ``minivae.train``'s, the numbers
 ``minivae.metrics``'s, and no model is known by name here. Which option applies to
-which model is read off the model classes (``OPTION_TABLE``): their constructor
+which model is read off the model classes (``option_table()``): their constructor
 arguments, and what the protocol says they have (a prior, labelled batches, a
 likelihood).
 

@@ -318,11 +318,12 @@ class BernoulliLogLikelihood(Function):
         return gl, gx
 
 
-# BENCHMARKS.md, "Measurements behind single decisions", row "total correlation, one op": the
-# plain estimate is eight ops over (B, B, D) arrays, each pass of which goes out to memory, and
-# a β-TCVAE step at B = 512, D = 10 spent most of its time there. This op works on one latent
-# dimension's (B, B) slice at a time, small enough to stay in cache, with every sum over the
-# batch along a contiguous axis, and keeps only the softmax weights for the backward.
+# BENCHMARKS.md, "Measurements behind single decisions (AMD, 2026-12-01)", paragraph "Total
+# correlation, one op": the plain estimate is eight ops over (B, B, D) arrays, each pass of
+# which goes out to memory, and a β-TCVAE step at B = 512, D = 10 spent most of its time
+# there. This op works on one latent dimension's (B, B) slice at a time, small enough to stay
+# in cache, with every sum over the batch along a contiguous axis, and keeps only the softmax
+# weights for the backward.
 
 
 class TotalCorrelation(Function):
