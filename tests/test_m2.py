@@ -52,8 +52,9 @@ def test_m2_objective_combines_the_bounds_as_documented():
     assert stats["classification_loss"] == pytest.approx(-log_q_y.mean(), rel=1e-12)
     assert stats["labelled_elbo"] == pytest.approx(lab["elbo"].numpy().mean(), rel=1e-12)
     assert stats["unlabelled_elbo"] == pytest.approx(unl["elbo"].numpy().mean(), rel=1e-12)
-    everything = np.concatenate([lab["elbo"].numpy(), unl["elbo"].numpy()])
-    assert stats["elbo"] == pytest.approx(everything.mean(), rel=1e-12)
+    for key in ("elbo", "recon", "kl"):  # per-example means over both parts
+        everything = np.concatenate([lab[key].numpy(), unl[key].numpy()])
+        assert stats[key] == pytest.approx(everything.mean(), rel=1e-12), key
 
 
 def test_m2_alpha_default_and_ablation():

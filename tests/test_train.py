@@ -249,6 +249,7 @@ def test_schedules_and_warmup():
     c = small_config(kl_warmup_epochs=2)
     assert kl_weight(c, 0, 0, 10) == 0.0
     assert kl_weight(c, 1, 0, 10) == pytest.approx(0.5)
+    assert kl_weight(c, 1, 5, 10) == pytest.approx(0.75)  # it rises step by step, not per epoch
     assert kl_weight(c, 3, 0, 10) == 1.0
 
 
