@@ -198,7 +198,8 @@ class Tensor:
         return f"Tensor({B.to_numpy(self.data)!r}{grad}{op})"
 
     def numpy(self):
-        """A NumPy copy of the data (from any device)."""
+        """The data as a NumPy array: on the cpu the tensor's own array (writing into it
+        changes the tensor; ``.numpy().copy()`` for a copy), from the gpu a copy."""
         return B.to_numpy(self.data)
 
     def item(self) -> float:

@@ -4,7 +4,7 @@ The encoder outputs a mean mu and a log-variance v = log sigma^2. Every op below
 reads v through ``std_from_log_var`` (sigma = e^(v/2)), the one place that turns
 the parameter into a standard deviation, so the sampler and the KL can never
 disagree about what v means (Computational Intelligence Lab, Series 9, Problem 1.7;
-docs/DESIGN.md, "sigma from log-variance").
+docs/DESIGN.md, "σ from log-variance").
 
 The noise eps is an input, drawn outside (by ``minivae.distributions``), so a
 test can fix it and every op here is a deterministic function with a backward.
