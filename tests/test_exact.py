@@ -18,7 +18,7 @@ import math
 import pytest
 
 import minivae
-from minivae import Tensor
+from minivae import Tensor, metrics
 from minivae import backend as B
 from minivae import distributions as dist
 from minivae.data import Batch
@@ -253,3 +253,17 @@ def test_m2_unlabelled_bound_is_the_q_weighted_labelled_bounds_plus_entropy():
     lab = m2.elbo(x, np.zeros(4, dtype=np.int64), eps=eps)
     assert np.allclose(lab["elbo"].numpy(), (lab["recon"] - lab["kl_z"]).numpy() - math.log(3),
                        rtol=1e-13)  # fmt: skip
+
+
+def test_the_eval_report_gives_log_px_exactly_at_the_posterior(orthogonal_ppca):
+    """``minivae eval``'s numbers (``metrics.test_report``): with q = p(z | x) and the Monte
+    Carlo KL every bound and every importance weight is log p(x), whatever the draws, so the
+    report's ELBO and NLL are the mean log p(x) and its negative, to their rounding (4 and 3
+    decimals); batches of 3 check how the report sums over batches."""
+    model, x = orthogonal_ppca
+    vae = linear_vae_at_the_posterior(model, "mc")
+    report = metrics.test_report(vae, x, k=50, batch_size=3)
+    mean_log_px = float(model.log_px(x).mean())
+    assert report["n_examples"] == len(x)
+    assert abs(report["test_elbo"] - mean_log_px) <= 5e-5 + 1e-9
+    assert abs(report["test_nll_k50"] + mean_log_px) <= 5e-4 + 1e-9
