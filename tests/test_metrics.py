@@ -59,6 +59,26 @@ def test_active_units():
     assert metrics.active_units(mu) == 3
     assert metrics.active_units(Tensor(mu), threshold=1e-6) == 5
     assert np.allclose(metrics.unit_activity(mu), mu.var(axis=0))
+    # Burda et al.'s test is strict: a unit whose activity equals the threshold is inactive
+    at = float(metrics.unit_activity(mu[:, :1])[0])
+    assert metrics.active_units(mu[:, :1], threshold=at) == 0
+    assert metrics.active_units(mu[:, :1], threshold=np.nextafter(at, 0.0)) == 1
+
+
+def test_importance_sampling_with_every_weight_zero_gives_minus_inf_not_nan():
+    """All log-weights -inf (an image the model gives no probability): log p(x) = -inf. The
+    running log-sum-exp subtracts each chunk's maximum, which is -inf there: without its guard
+    that is -inf - (-inf) = NaN."""
+
+    class NoMass:
+        def log_importance_weights(self, x, n):  # (n, B)
+            log_w = np.full((n, x.shape[0]), -np.inf)
+            log_w[:, 0] = np.log(0.5)  # the first image keeps a finite weight
+            return Tensor(log_w)
+
+    with np.errstate(invalid="raise", divide="ignore"):
+        ll = metrics.importance_sampled_log_likelihood(NoMass(), np.zeros((3, 4)), k=10, chunk=4)
+    assert ll[0] == pytest.approx(np.log(0.5)) and np.all(ll[1:] == -np.inf)
 
 
 def test_iwae_bound_is_log_mean_exp_of_the_weights_and_differentiable():
