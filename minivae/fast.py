@@ -20,8 +20,9 @@ plain version it stands in for, values and gradients, in ``tests/test_fast_paths
 
 **The switch.** ``minivae.fast.enabled`` is True unless the environment variable
 ``MINIVAE_FAST`` is ``0`` when minivae is imported (any value but 0 and 1 is kept in
-``ENVIRONMENT_ERROR``, and raised at the first op that reads the switch). ``set_enabled(False)`` turns it off,
-plainly or for a block: ``with fast.set_enabled(False): ...``. The ops read it at every
+``ENVIRONMENT_ERROR``, and raised at the first op that reads the switch).
+``set_enabled(False)`` turns it off, plainly or for a block:
+``with fast.set_enabled(False): ...``. The ops read it at every
 call (``ops.softplus(x)`` runs ``fast.Softplus`` or the plain ``Softplus``), and so does
 ``distributions.total_correlation`` (``fast.TotalCorrelation`` or eight plain ops); ``Adam(...)``
 reads it when it is built (it builds a ``fast.Adam`` while it is on), and so does the
