@@ -110,7 +110,7 @@ def _check_finite(array, what: str) -> None:
 
 
 def _changed(now, then) -> bool:
-    """True where the array now differs from its copy then (a NaN equals a NaN)."""
+    """True if the array now differs from its copy then anywhere (a NaN equals a NaN)."""
     differ = now != then
     if now.dtype.kind in "fc":
         differ &= ~(B.xp.isnan(now) & B.xp.isnan(then))
