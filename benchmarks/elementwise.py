@@ -116,7 +116,9 @@ def pairs(np, logits, e) -> dict:
         _bernoulli_rows,
         _bernoulli_rows_per_pixel,
         log1p_by_log,
+        one_plus_and_correction,
         sigmoid_from_exp,
+        sum_log_by_products,
     )
 
     def masked_sigmoid():  # the replaced form: a masked multiply
@@ -134,6 +136,18 @@ def pairs(np, logits, e) -> dict:
             kept.append(e_rows)  # as a backward would keep them
         return out
 
+    def bernoulli_with_correction():  # the replaced form: log(1 + e) = log(u) + c per pixel
+        if logits.dtype.itemsize > 4:  # float64 runs log1p per pixel either way
+            return _bernoulli_rows(logits, x, keep_e=True)[0]
+        e_ = np.exp(-np.abs(logits))
+        u, c = one_plus_and_correction(e_)
+        log_u = sum_log_by_products(u)
+        xl = np.greater(logits, 0, out=u)
+        np.subtract(x, xl, out=xl)
+        xl *= logits
+        xl -= c
+        return xl.sum(axis=-1) - log_u
+
     return {
         "log(1 + e^-|l|)": (lambda: np.log1p(e), lambda: log1p_by_log(e)),
         "sigmoid(l) from e^-|l|": (masked_sigmoid, lambda: sigmoid_from_exp(logits, e)),
@@ -143,6 +157,10 @@ def pairs(np, logits, e) -> dict:
         ),
         "Bernoulli log-likelihood, training forward: a log per 16 pixels vs per pixel": (
             lambda: _bernoulli_rows_per_pixel(logits, x, keep_e=True)[0],  # the replaced form
+            lambda: _bernoulli_rows(logits, x, keep_e=True)[0],
+        ),
+        "Bernoulli log-likelihood, training forward: the log's correction term vs without": (
+            bernoulli_with_correction,
             lambda: _bernoulli_rows(logits, x, keep_e=True)[0],
         ),
     }

@@ -252,9 +252,11 @@ BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
 def _bernoulli_rows(logits, x, keep_e: bool):
     """sum_d x_d l_d - softplus(l_d) over the last axis, and e = e^-|l| if asked (raw arrays).
 
-    softplus(l) = max(l, 0) + log(1 + e^-|l|). In float32 on the cpu the log term is
-    log(u) + c (``one_plus_and_correction``), and the sum of the log(u) over a row is taken
-    as logs of products (``sum_log_by_products``): one log per 16 pixels instead of one each.
+    softplus(l) = max(l, 0) + log(1 + e^-|l|). In float32 on the cpu the sum of the log
+    terms over a row is taken as logs of products of u = fl(1 + e) (``sum_log_by_products``):
+    one log per 16 pixels instead of one each. The correction c = d / u of ``log1p_by_log``
+    is left out here: it is below 2^-24 per pixel, and a row's sum of float32 terms rounds by
+    more (BENCHMARKS.md, "The row sums without the correction term").
     """
     if B.device == "gpu" or logits.dtype.itemsize > 4:  # float64, or the GPU: log1p per pixel
         return _bernoulli_rows_per_pixel(logits, x, keep_e)
@@ -262,12 +264,11 @@ def _bernoulli_rows(logits, x, keep_e: bool):
     e = xp.abs(logits)
     xp.negative(e, out=e)
     xp.exp(e, out=e)  # e^-|l|, in (0, 1]
-    u, c = one_plus_and_correction(e)  # log(1 + e) = log(u) + c
+    u = e + 1.0  # log(1 + e) = log(u) up to 2^-24
     log_u = sum_log_by_products(u)  # (...,): sum_d log(u_d)
     xl = xp.greater(logits, 0, out=u)  # u's memory, no longer needed: [l > 0] as 1.0 or 0.0
     xp.subtract(x, xl, out=xl)
     xl *= logits  # (x - [l > 0]) l = x l - max(l, 0)
-    xl -= c  # x l - max(l, 0) - c = x l - softplus(l) + log(u)
     return xl.sum(axis=-1) - log_u, (e if keep_e else None)
 
 
