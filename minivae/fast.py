@@ -141,8 +141,8 @@ def sum_log_by_products(u):
     log a + log b = log(a b): the last axis is halved PRODUCT_ROUNDS times by multiplying
     its two halves (an odd last column joins the last product), so one log is taken per
     16 entries instead of one per entry. Each multiply rounds by 2^-24 relative at most
-    (float32), which moves the log of a product of 16 by at most 15 * 2^-24 = 9e-7: about
-    the rounding of a float32 sum of the 16 logs.
+    (float32; 2^-53 in float64), which moves the log of a product of 16 by at most
+    15 * 2^-24 = 9e-7: about the rounding of a float32 sum of the 16 logs.
     """
     xp = B.xp
     for _ in range(PRODUCT_ROUNDS):
@@ -244,21 +244,23 @@ BLOCK_ELEMENTS = 1 << 17  # about 512 KB of float32: a block stays in cache
 
 
 # BENCHMARKS.md, "Bernoulli log-likelihood: one log per 16 pixels": 1.49 and 1.46 times faster
-# than a log per pixel on 512 and 128 rows of 784 (float32), as close to the exact sums. Few
-# full-size arrays: with five alive at once, glibc gave their memory back after every call and
-# each call faulted it in again (1,536 page faults, 3.7 times slower).
+# than a log per pixel on 512 and 128 rows of 784 (float32), as close to the exact sums; "The
+# float64 row sums by products": 1.75 and 1.69 times in float64. Few full-size arrays: with
+# five alive at once, glibc gave their memory back after every call and each call faulted it
+# in again (1,536 page faults, 3.7 times slower).
 
 
 def _bernoulli_rows(logits, x, keep_e: bool):
     """sum_d x_d l_d - softplus(l_d) over the last axis, and e = e^-|l| if asked (raw arrays).
 
-    softplus(l) = max(l, 0) + log(1 + e^-|l|). In float32 on the cpu the sum of the log
-    terms over a row is taken as logs of products of u = fl(1 + e) (``sum_log_by_products``):
-    one log per 16 pixels instead of one each. The correction c = d / u of ``log1p_by_log``
-    is left out here: it is below 2^-24 per pixel, and a row's sum of float32 terms rounds by
-    more (BENCHMARKS.md, "The row sums without the correction term").
+    softplus(l) = max(l, 0) + log(1 + e^-|l|). On the cpu the sum of the log terms over a
+    row is taken as logs of products of u = fl(1 + e) (``sum_log_by_products``): one log per
+    16 pixels instead of one each. The correction c = d / u of ``log1p_by_log`` is left out
+    here: it is below one unit in the last place of 1 per pixel, and a row's sum rounds by
+    more (BENCHMARKS.md, "The row sums without the correction term", and for float64 "The
+    float64 row sums by products").
     """
-    if B.device == "gpu" or logits.dtype.itemsize > 4:  # float64, or the GPU: log1p per pixel
+    if B.device == "gpu":  # log1p per pixel: native there, and one kernel per pass
         return _bernoulli_rows_per_pixel(logits, x, keep_e)
     xp = B.xp
     e = xp.abs(logits)
@@ -273,7 +275,7 @@ def _bernoulli_rows(logits, x, keep_e: bool):
 
 
 def _bernoulli_rows_per_pixel(logits, x, keep_e: bool):
-    """The same sums from softplus per pixel (``softplus_and_exp``): float64 and the GPU."""
+    """The same sums from softplus per pixel (``softplus_and_exp``): the GPU's form."""
     softplus, e = softplus_and_exp(logits)
     xl = x * logits
     xl -= softplus

@@ -210,15 +210,41 @@ def test_float32_likelihood_on_mnist_rows_is_as_close_to_float64_as_the_per_pixe
         assert err.max() < 4e-7 * np.abs(exact).max()
 
 
+@pytest.mark.parametrize("pixels", ["binary", "grey", "confident"])
+def test_float64_likelihood_rows_are_as_close_to_the_exact_sums_as_the_per_pixel_log1p(pixels):
+    """Float64 on the cpu takes the row sums as logs of products too. Against sums in extended
+    precision (numpy.longdouble, 64-bit mantissas on x86), within twice the error of log1p per
+    pixel, and at float64's rounding of the sum."""
+    if np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps:
+        pytest.skip("numpy.longdouble is float64 on this platform: no exact reference")
+    rng = np.random.default_rng(7)
+    x = rng.random((64, 784))
+    if pixels != "grey":
+        x = (x < 0.2).astype(np.float64)
+    logits = rng.standard_normal((64, 784)) * 6
+    if pixels == "confident":
+        logits = rng.uniform(8, 16, x.shape) * np.where(x == 1, 1, -1)
+    lg, xg = logits.astype(np.longdouble), x.astype(np.longdouble)
+    exact = (xg * lg - np.logaddexp(np.longdouble(0), lg)).sum(-1)
+    got = fast._bernoulli_rows(logits, x, keep_e=False)[0]
+    per_pixel = fast._bernoulli_rows_per_pixel(logits, x, keep_e=False)[0]
+    err = np.abs(got - exact).astype(np.float64)
+    err_per_pixel = np.abs(per_pixel - exact).astype(np.float64)
+    assert err.max() <= 2 * err_per_pixel.max() + 784 * 2.0**-53
+    assert err.max() < 1e-14 * max(float(np.abs(exact).max()), 1.0)
+
+
 # ----------------------------------------------------------------------------- ops
 
 
-def assert_fast_matches_plain(fast_out, plain_out, dtype, values_bitwise: bool):
+def assert_fast_matches_plain(fast_out, plain_out, dtype, values_bitwise: bool,
+                              float64_bitwise: bool = True):  # fmt: skip
     """Gradients bit for bit (the same arithmetic on the same sigmoid); values bit for bit in
-    float64 and where asked, else within 8 eps relative or 8 eps times the largest value."""
+    float64 (unless float64_bitwise is False) and where asked, else within 8 eps relative or
+    8 eps times the largest value."""
     (fv, fg), (pv, pg) = fast_out, plain_out
     assert fv.shape == pv.shape and fv.dtype == pv.dtype
-    if values_bitwise or dtype == "float64":
+    if values_bitwise or (dtype == "float64" and float64_bitwise):
         np.testing.assert_array_equal(fv.numpy(), pv.numpy())
     else:
         eps = np.finfo(dtype).eps
@@ -253,12 +279,13 @@ def test_fast_bernoulli_log_prob_matches_the_plain_op_and_the_composition(dtype)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("grad", [True, False], ids=["training", "no-grad"])
 def test_fast_bernoulli_log_likelihood_matches_the_plain_op(dtype, grad):
-    """With gradients the arithmetic is the plain op's; without, the sums run over blocks."""
+    """Values within 8 eps in both dtypes (each row's log terms are summed as logs of
+    products), gradients bit for bit; without gradients the sums run over blocks."""
     logits, x = logits_and_targets(dtype)
     f = run_op(ops.bernoulli_log_likelihood, True, dtype, logits, x, grad=grad)
     p = run_op(ops.bernoulli_log_likelihood, False, dtype, logits, x, grad=grad)
     assert f[0].shape == (3, 16)
-    assert_fast_matches_plain(f, p, dtype, values_bitwise=False)
+    assert_fast_matches_plain(f, p, dtype, values_bitwise=False, float64_bitwise=False)
 
 
 @pytest.mark.parametrize("shape", [(700, 300), (40, 700, 300), (5, 2, 30)])
