@@ -260,13 +260,13 @@ def _bernoulli_rows(logits, x, keep_e: bool):
     more (BENCHMARKS.md, "The row sums without the correction term", and for float64 "The
     float64 row sums by products").
     """
-    if B.device == "gpu":  # log1p per pixel: native there, and one kernel per pass
+    if B.device == "gpu":  # log1p per pixel, native there (the products were not timed on one)
         return _bernoulli_rows_per_pixel(logits, x, keep_e)
     xp = B.xp
     e = xp.abs(logits)
     xp.negative(e, out=e)
     xp.exp(e, out=e)  # e^-|l|, in (0, 1]
-    u = e + 1.0  # log(1 + e) = log(u) up to 2^-24
+    u = e + 1.0  # log(1 + e) = log(u) up to one unit in the last place of 1
     log_u = sum_log_by_products(u)  # (...,): sum_d log(u_d)
     xl = xp.greater(logits, 0, out=u)  # u's memory, no longer needed: [l > 0] as 1.0 or 0.0
     xp.subtract(x, xl, out=xl)
