@@ -40,6 +40,9 @@ class no_grad(metaclass=_CalledFirst):
 
     def __new__(cls, fn=None):
         self = super().__new__(cls)
+        if fn is not None and not callable(fn):
+            raise TypeError(f"no_grad() takes no arguments (or, as @no_grad, a function), "
+                            f"got {fn!r}")  # fmt: skip
         return self if fn is None else self(fn)  # @no_grad without parentheses: fn is given
 
     def __enter__(self):

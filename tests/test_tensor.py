@@ -190,6 +190,8 @@ def test_no_grad_without_parentheses_is_a_decorator_and_a_clear_error_in_with():
         return t * 3.0
 
     assert not evaluate(leaf([1.0])).requires_grad and is_grad_enabled()
+    with pytest.raises(TypeError, match=r"no_grad\(\) takes no arguments .*got True"):
+        no_grad(True)
     for manager in (no_grad, mv.detect_anomaly):
         with pytest.raises(TypeError, match=rf"write `with {manager.__name__}\(\):`, with paren"):  # noqa: SIM117
             with manager:  # the error is in this with-statement alone
