@@ -539,9 +539,8 @@ def check_environment(args) -> None:
         raise UsageError(fast.ENVIRONMENT_ERROR)
 
 
-def _select_device(args) -> None:
-    if args.device is not None:
-        B.set_device(args.device)
+def _select_dtype(args) -> None:
+    """The dtype; the device was chosen before any work (``check_environment``)."""
     B.set_default_dtype(args.dtype)
 
 
@@ -574,7 +573,7 @@ def cmd_train(args) -> int:
         write_figures,
     )
 
-    _select_device(args)
+    _select_dtype(args)
     out_dir = args.run
     config = TrainConfig(
         model=_model_config(args), dataset=args.dataset, epochs=args.epochs,
@@ -654,7 +653,7 @@ def cmd_eval(args) -> int:
     from minivae.files import dumps_json
     from minivae.train import DatasetMismatch, evaluate_checkpoint
 
-    _select_device(args)
+    _select_dtype(args)
     model, _ = load_model(args.checkpoint)  # checked first: a bad file says so at once
     k = args.nll_samples
     if not hasattr(model, "log_importance_weights"):
@@ -681,7 +680,7 @@ def cmd_sample(args) -> int:
     from minivae.data import dataset_info
     from minivae.train import sample_figure
 
-    _select_device(args)
+    _select_dtype(args)
     model, meta = load_model(args.checkpoint)
     if not model.has_prior:
         raise UsageError(

@@ -39,18 +39,19 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        if all(p.grad is None for p in self.params):  # a step would only advance the count
-            raise RuntimeError(f"{type(self).__name__}.step: no parameter has a gradient; call "
+        name = type(self).__name__
+        todo = [(k, p) for k, p in enumerate(self.params) if p.grad is not None]
+        if not todo:  # a step would only advance the count
+            raise RuntimeError(f"{name}.step: no parameter has a gradient; call "
                                "loss.backward() after zero_grad() and before step()")  # fmt: skip
-        for k, p in enumerate(self.params):  # one set by hand: broadcasting would hide a slip
-            if p.grad is not None and p.grad.shape != p.data.shape:
-                raise ValueError(f"{type(self).__name__}.step: parameter {k} has shape "
-                                 f"{p.data.shape} but its gradient {p.grad.shape}; a gradient "
-                                 "has its parameter's shape (sum over the batch axis)")  # fmt: skip
+        for k, p in todo:  # one set by hand: broadcasting would hide a slip
+            if p.grad.shape != p.data.shape:
+                raise ValueError(f"{name}.step: parameter {k} has shape {p.data.shape} but its "
+                                 f"gradient {p.grad.shape}; a gradient has its parameter's shape "
+                                 "(sum over the batch axis)")  # fmt: skip
         self.steps += 1
-        for k, p in enumerate(self.params):
-            if p.grad is not None:
-                self.update(k, p.data, p.grad)
+        for k, p in todo:
+            self.update(k, p.data, p.grad)
 
     def update(self, k: int, w, g) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
